@@ -1,0 +1,36 @@
+// Shared helpers for the test suite: where the fixtures and the development data live.
+import { existsSync } from "node:fs";
+import { fromFileUrl, join } from "node:path";
+
+const repoRoot = fromFileUrl(new URL("../", import.meta.url));
+
+/** `../shared/fixtures` beside the repository (or `SSM_FIXTURES`), or null when absent. */
+export function fixturesDir(): string | null {
+  const dir = Deno.env.get("SSM_FIXTURES") ?? join(repoRoot, "..", "shared", "fixtures");
+  return existsSync(dir) ? dir : null;
+}
+
+/** `../shared/data` beside the repository (or `SSM_SHARED_DATA`), or null when absent. */
+export function sharedDataDir(): string | null {
+  const dir = Deno.env.get("SSM_SHARED_DATA") ?? join(repoRoot, "..", "shared", "data");
+  return existsSync(dir) ? dir : null;
+}
+
+/** Path of a fixture file, or null (with a printed skip message) when the fixtures are absent. */
+export function fixture(...parts: string[]): string | null {
+  const dir = fixturesDir();
+  if (!dir) {
+    console.warn(`skipping: ../shared/fixtures is absent (needed: ${parts.join("/")})`);
+    return null;
+  }
+  return join(dir, ...parts);
+}
+
+/** Reads and parses a JSON fixture, or returns null when the fixtures are absent. */
+export function readFixtureJson<T = unknown>(...parts: string[]): T | null {
+  const p = fixture(...parts);
+  return p ? JSON.parse(Deno.readTextFileSync(p)) as T : null;
+}
+
+/** Absolute path of the repository root. */
+export const REPO_ROOT: string = repoRoot;
