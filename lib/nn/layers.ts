@@ -1,0 +1,300 @@
+/**
+ * Layers with PyTorch semantics on NHWC tensors: conv2d (symmetric padding), transposed conv,
+ * batch norm (eps 1e-5, momentum 0.1, unbiased running variance), linear, ReLU and max pool.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { Conv2d, BatchNorm2d } from "@covid-ssm/ssm";
+ * const conv = new Conv2d(3, 8, 3, { stride: 2, padding: 1, bias: false });
+ * const bn = new BatchNorm2d(8);
+ * const y = bn.apply(conv.apply(tf.zeros([1, 16, 16, 3]) as tf.Tensor4D)); // [1, 8, 8, 8]
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  type InitScheme,
+  initTensor,
+  SeedSequence,
+  TORCH_DEFAULT_WEIGHT_INIT,
+  torchDefaultBiasInit,
+} from "./init.ts";
+import { Module, type ParamLayout } from "./module.ts";
+
+/** Options of {@linkcode Conv2d}. */
+export interface Conv2dOptions {
+  /** Stride (default 1). */
+  stride?: number;
+  /** Symmetric zero padding as in PyTorch (default 0). */
+  padding?: number;
+  /** Whether the layer has a bias (default true). */
+  bias?: boolean;
+  /** Weight init (default: PyTorch's default conv init). */
+  weightInit?: InitScheme;
+  /** Bias init (default: PyTorch's default, U(±1/√fan_in)). */
+  biasInit?: InitScheme;
+  /** Seed source for the init (default: seed 0). */
+  seeds?: SeedSequence;
+}
+
+/** Explicit NHWC padding for a symmetric PyTorch padding `p`, or `valid` when `p` is 0. */
+export function torchPadding(
+  p: number,
+): "valid" | [[0, 0], [number, number], [number, number], [0, 0]] {
+  return p === 0 ? "valid" : [[0, 0], [p, p], [p, p], [0, 0]];
+}
+
+/** `nn.Conv2d` on NHWC input; weight `weight` ([kh,kw,in,out] here, [out,in,kh,kw] in PyTorch). */
+export class Conv2d extends Module {
+  /** Filter `[kh, kw, in, out]`. */
+  readonly weight: tf.Variable;
+  /** Bias `[out]`, or null. */
+  readonly bias: tf.Variable | null;
+  /** Stride. */
+  readonly stride: number;
+  /** Symmetric padding. */
+  readonly padding: number;
+
+  /**
+   * @param inChannels input channels
+   * @param outChannels output channels
+   * @param kernelSize square kernel size
+   * @param opts stride, padding, bias, init
+   */
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    opts: Conv2dOptions = {},
+  ) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    const seeds = opts.seeds ?? new SeedSequence(0);
+    const k = kernelSize;
+    const fanIn = inChannels * k * k, fanOut = outChannels * k * k;
+    this.weight = this.addParameter(
+      "weight",
+      initTensor(
+        [k, k, inChannels, outChannels],
+        opts.weightInit ?? TORCH_DEFAULT_WEIGHT_INIT,
+        fanIn,
+        fanOut,
+        seeds,
+      ),
+      [outChannels, inChannels, k, k],
+      { kind: "conv" },
+    );
+    this.bias = (opts.bias ?? true)
+      ? this.addParameter(
+        "bias",
+        initTensor(
+          [outChannels],
+          opts.biasInit ?? torchDefaultBiasInit(fanIn),
+          fanIn,
+          fanOut,
+          seeds,
+        ),
+        [outChannels],
+      )
+      : null;
+  }
+
+  /** `[N,H,W,in]` → `[N,H',W',out]`. */
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const y = tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, torchPadding(this.padding));
+      return this.bias ? tf.add(y, this.bias) : y;
+    });
+  }
+}
+
+/** `nn.ConvTranspose2d` with kernel = stride and no padding (the mask head's 2x2/2 upsampling). */
+export class ConvTranspose2d extends Module {
+  /** Filter `[k, k, out, in]` (PyTorch `[in, out, k, k]`). */
+  readonly weight: tf.Variable;
+  /** Bias `[out]`. */
+  readonly bias: tf.Variable;
+
+  /**
+   * @param inChannels input channels
+   * @param outChannels output channels
+   * @param kernelSize kernel size, equal to the stride
+   * @param opts init options
+   */
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize = 2,
+    opts: { weightInit?: InitScheme; biasInit?: InitScheme; seeds?: SeedSequence } = {},
+  ) {
+    super();
+    const seeds = opts.seeds ?? new SeedSequence(0);
+    const k = kernelSize;
+    // PyTorch computes fan_in of a ConvTranspose weight [in, out, k, k] from dim 1: out*k*k.
+    const fanIn = outChannels * k * k, fanOut = inChannels * k * k;
+    this.weight = this.addParameter(
+      "weight",
+      initTensor(
+        [k, k, outChannels, inChannels],
+        opts.weightInit ?? TORCH_DEFAULT_WEIGHT_INIT,
+        fanIn,
+        fanOut,
+        seeds,
+      ),
+      [inChannels, outChannels, k, k],
+      { kind: "convTranspose" },
+    );
+    this.bias = this.addParameter(
+      "bias",
+      initTensor([outChannels], opts.biasInit ?? torchDefaultBiasInit(fanIn), fanIn, fanOut, seeds),
+      [outChannels],
+    );
+  }
+
+  /** `[N,H,W,in]` → `[N,kH,kW,out]`. */
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [n, h, w] = x.shape;
+      const k = this.kernelSize;
+      const y = tf.conv2dTranspose(
+        x,
+        this.weight as tf.Tensor4D,
+        [n, h * k, w * k, this.outChannels],
+        k,
+        "valid",
+      );
+      return tf.add(y, this.bias);
+    });
+  }
+}
+
+/**
+ * `nn.BatchNorm2d` on NHWC input. In training mode it normalises with the batch statistics
+ * and updates the running statistics (momentum 0.1, unbiased variance, as PyTorch); in eval
+ * mode it is the affine map given by the running statistics.
+ */
+export class BatchNorm2d extends Module {
+  /** Scale γ. */
+  readonly weight: tf.Variable;
+  /** Shift β. */
+  readonly bias: tf.Variable;
+  /** Running mean (buffer). */
+  readonly runningMean: tf.Variable;
+  /** Running variance (buffer). */
+  readonly runningVar: tf.Variable;
+
+  /**
+   * @param numFeatures channels
+   * @param eps variance epsilon (PyTorch's 1e-5)
+   * @param momentum running-statistics momentum (PyTorch's 0.1)
+   */
+  constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+    super();
+    this.weight = this.addParameter("weight", tf.ones([numFeatures]), [numFeatures]);
+    this.bias = this.addParameter("bias", tf.zeros([numFeatures]), [numFeatures]);
+    this.runningMean = this.addParameter("running_mean", tf.zeros([numFeatures]), [numFeatures], {
+      kind: "identity",
+    }, true);
+    this.runningVar = this.addParameter("running_var", tf.ones([numFeatures]), [numFeatures], {
+      kind: "identity",
+    }, true);
+  }
+
+  /** Normalises `[N,H,W,C]`. */
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    if (!this.training) {
+      return tf.tidy(() => {
+        const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, this.eps)));
+        const shift = tf.sub(this.bias, tf.mul(this.runningMean, scale));
+        return tf.add(tf.mul(x, scale), shift);
+      });
+    }
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    const y = tf.tidy(() =>
+      tf.add(
+        tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight),
+        this.bias,
+      )
+    );
+    const n = x.shape[0] * x.shape[1] * x.shape[2];
+    const m = this.momentum;
+    const [rm, rv] = tf.tidy(() => {
+      // Running statistics are a side effect: they do not feed the output, so no gradient flows.
+      return [
+        tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)),
+        tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / Math.max(n - 1, 1))),
+      ];
+    });
+    this.runningMean.assign(rm);
+    this.runningVar.assign(rv);
+    rm.dispose();
+    rv.dispose();
+    mean.dispose();
+    variance.dispose();
+    return y as tf.Tensor4D;
+  }
+}
+
+/** `nn.Linear`: `y = x · W + b` with W stored `[in, out]` (PyTorch `[out, in]`). */
+export class Linear extends Module {
+  /** Weight `[in, out]`. */
+  readonly weight: tf.Variable;
+  /** Bias `[out]`. */
+  readonly bias: tf.Variable;
+
+  /**
+   * @param inFeatures inputs
+   * @param outFeatures outputs
+   * @param opts init and layout (use `linearFromNCHW` for a layer fed with flattened NHWC maps
+   *   whose PyTorch twin was fed NCHW flattens)
+   */
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: {
+      weightInit?: InitScheme;
+      biasInit?: InitScheme;
+      seeds?: SeedSequence;
+      layout?: ParamLayout;
+    } = {},
+  ) {
+    super();
+    const seeds = opts.seeds ?? new SeedSequence(0);
+    this.weight = this.addParameter(
+      "weight",
+      initTensor(
+        [inFeatures, outFeatures],
+        opts.weightInit ?? TORCH_DEFAULT_WEIGHT_INIT,
+        inFeatures,
+        outFeatures,
+        seeds,
+      ),
+      [outFeatures, inFeatures],
+      opts.layout ?? { kind: "linear" },
+    );
+    this.bias = this.addParameter(
+      "bias",
+      initTensor(
+        [outFeatures],
+        opts.biasInit ?? torchDefaultBiasInit(inFeatures),
+        inFeatures,
+        outFeatures,
+        seeds,
+      ),
+      [outFeatures],
+    );
+  }
+
+  /** `[N, in]` → `[N, out]`. */
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.add(tf.matMul(x, this.weight as tf.Tensor2D), this.bias));
+  }
+}
+
+/** PyTorch `nn.MaxPool2d(kernel, stride, padding)` on NHWC (padding acts as −∞). */
+export function maxPool2d(x: tf.Tensor4D, kernel = 3, stride = 2, padding = 1): tf.Tensor4D {
+  return tf.maxPool(x, kernel, stride, padding === 0 ? "valid" : padding);
+}

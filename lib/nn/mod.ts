@@ -1,0 +1,16 @@
+/**
+ * Neural-network building blocks: {@linkcode Module} with PyTorch state_dict names, layers with
+ * PyTorch semantics on NHWC tensors, seeded initialisation, and checkpoint I/O.
+ *
+ * @example
+ * ```ts
+ * import { Linear } from "@covid-ssm/ssm";
+ * const fc = new Linear(640, 512);
+ * console.log(fc.numParameters()); // 328192
+ * ```
+ *
+ * @module
+ */
+export * from "./module.ts";
+export * from "./init.ts";
+export * from "./layers.ts";
