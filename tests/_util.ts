@@ -1,8 +1,9 @@
 // Shared helpers for the test suite: where the fixtures and the development data live.
 import { existsSync } from "node:fs";
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const repoRoot = fromFileUrl(new URL("../", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../", import.meta.url));
 
 /** `../shared/fixtures` beside the repository (or `SSM_FIXTURES`), or null when absent. */
 export function fixturesDir(): string | null {
