@@ -3,6 +3,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import "./gradients.ts";
 
 /** Names accepted by {@linkcode initBackend}. */
 export type BackendName = "auto" | "tensorflow-gpu" | "tensorflow" | "webgpu" | "wasm" | "cpu";
