@@ -1,0 +1,79 @@
+import * as tf from "@tensorflow/tfjs-core";
+import assert from "node:assert/strict";
+import { initBackend } from "../lib/backend/mod.ts";
+import { Adam } from "../lib/train/adam.ts";
+
+await initBackend("wasm");
+
+// Hand-computed torch.optim.Adam (weight decay added to the gradient), float64.
+function reference(p0: number[], grads: number[][], cfg: { lr: number; wd: number }) {
+  const b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const p = [...p0], m = p0.map(() => 0), v = p0.map(() => 0);
+  const out: number[][] = [];
+  grads.forEach((g, t) => {
+    const step = t + 1;
+    for (let i = 0; i < p.length; i++) {
+      const gi = g[i] + cfg.wd * p[i];
+      m[i] = b1 * m[i] + (1 - b1) * gi;
+      v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+      const denom = Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** step) + eps;
+      p[i] -= (cfg.lr / (1 - b1 ** step)) * m[i] / denom;
+    }
+    out.push([...p]);
+  });
+  return out;
+}
+
+Deno.test("Adam follows torch.optim.Adam step by step (weight decay in the gradient)", () => {
+  const p0 = [0.5, -1.25, 2, 0];
+  const grads = [[0.1, -0.2, 0.3, 0], [0.05, 0.4, -0.1, 1e-3], [-0.3, 0.0, 0.2, -2]];
+  for (const cfg of [{ lr: 1e-3, wd: 0 }, { lr: 1e-2, wd: 1e-3 }, { lr: 1e-5, wd: 1e-3 }]) {
+    const w = tf.variable(tf.tensor1d(p0));
+    const opt = new Adam({ lr: cfg.lr, weightDecay: cfg.wd });
+    const ref = reference(p0, grads, cfg);
+    grads.forEach((g, t) => {
+      const gt = tf.tensor1d(g);
+      opt.step(new Map([["w", { variable: w, grad: gt }]]));
+      gt.dispose();
+      const got = Array.from(w.dataSync());
+      for (let i = 0; i < p0.length; i++) {
+        const delta = Math.abs(ref[t][i] - p0[i]) + 1e-12;
+        // Compare the update (float32 parameters): relative to the size of the change.
+        assert.ok(
+          Math.abs(got[i] - ref[t][i]) <= 2e-4 * delta + 2e-7 * Math.abs(ref[t][i]) + 1e-9,
+          `lr ${cfg.lr} step ${t + 1} [${i}]: ${got[i]} vs ${ref[t][i]}`,
+        );
+      }
+    });
+    assert.equal(opt.stepOf("w"), 3);
+    opt.dispose();
+    w.dispose();
+  }
+});
+
+Deno.test("Adam steps each parameter only when it is updated, and its state round-trips", () => {
+  const a = tf.variable(tf.tensor1d([1, 2]));
+  const b = tf.variable(tf.tensor1d([3]));
+  const opt = new Adam({ lr: 0.1, weightDecay: 0 });
+  const g = tf.tensor1d([1, 1]);
+  const h = tf.tensor1d([1]);
+  opt.step(new Map([["a", { variable: a, grad: g }]]));
+  opt.step(new Map([["a", { variable: a, grad: g }], ["b", { variable: b, grad: h }]]));
+  assert.equal(opt.stepOf("a"), 2);
+  assert.equal(opt.stepOf("b"), 1);
+  // First Adam step moves by lr·sign(g) regardless of the gradient's size.
+  assert.ok(Math.abs(b.dataSync()[0] - 2.9) < 1e-6);
+  const state = opt.getState();
+  const copy = new Adam();
+  copy.setState(state);
+  const a2 = tf.variable(a.clone());
+  opt.step(new Map([["a", { variable: a, grad: g }]]));
+  copy.step(new Map([["a", { variable: a2, grad: g }]]));
+  assert.deepEqual(Array.from(a.dataSync()), Array.from(a2.dataSync()));
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 5; i++) opt.step(new Map([["a", { variable: a, grad: g }]]));
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([a, b, g, h, a2]);
+  opt.dispose();
+  copy.dispose();
+});
