@@ -30,7 +30,7 @@ export interface BackboneConfig {
 }
 
 /** Image transform (torchvision's GeneralizedRCNNTransform). */
-export interface TransformConfig {
+export interface ImageTransformConfig {
   /** Short side after resizing. */
   minSize: number;
   /** Long side cap. */
@@ -126,7 +126,7 @@ export interface SSMConfig {
   /** Backbone. */
   backbone: BackboneConfig;
   /** Transform. */
-  transform: TransformConfig;
+  transform: ImageTransformConfig;
   /** Anchors. */
   anchors: AnchorConfig;
   /** RPN. */
