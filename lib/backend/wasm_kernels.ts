@@ -1,0 +1,576 @@
+/**
+ * Training kernels for the tfjs `wasm` backend.
+ *
+ * tfjs-backend-wasm 4.22 ships fast forward kernels (XNNPACK convolutions and matrix products) but
+ * its training story has holes: there is no `Conv2DBackpropFilter` (conv weight gradients) and no
+ * `UnsortedSegmentSum` (gather gradients), its `Conv2DBackpropInput` is a naive loop (~1 GFLOP/s,
+ * also the forward pass of `conv2dTranspose`), and a `BatchMatMul` with `transposeA`/`transposeB`
+ * runs at a few percent of a plain one. {@linkcode registerWasmTrainingKernels} registers
+ * replacements built only from the backend's own fast forward kernels:
+ *
+ * - `Conv2DBackpropFilter`: im2col as a matrix product. The input is transposed once to
+ *   `[C, N, H, W]`; each filter tap is a (strided) slice of it, reshaped to `[C, N*OH*OW]`; the taps
+ *   are stacked along the first axis and multiplied by `dy` as `[N*OH*OW, CO]`, which yields the
+ *   `[KH, KW, C, CO]` gradient directly (plain, untransposed matrix product).
+ * - `Conv2DBackpropInput`: a sum of forward convolutions. With stride `s` the input gradient splits
+ *   into `s*s` phases (output rows/cols congruent to `r` mod `s`); each phase is a stride-1 forward
+ *   convolution of `dy` with the matching taps of the spatially flipped, channel-transposed filter,
+ *   so no multiplication by inserted zeros is done. The phases are interleaved with one transpose.
+ * - `BatchMatMul` / `_FusedMatMul` with transposes: explicit `Transpose` + plain product.
+ * - `UnsortedSegmentSum`: `ScatterNd` (which accumulates duplicates); ids outside
+ *   `[0, numSegments)` are dropped as in TensorFlow.
+ *
+ * Every kernel is a normal tfjs kernel, so gradients computed with `tf.grads` are the same
+ * functions on every backend; the test suite checks each against the `cpu` backend.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+
+type Info = tf.TensorInfo;
+type Attrs = tf.NamedAttrMap;
+type KernelFn = (args: { inputs: unknown; backend: unknown; attrs?: Attrs }) => Info | Info[];
+
+/** Marks kernel configs registered by this module (a global symbol, so it survives re-imports). */
+const MARK: unique symbol = Symbol.for("covid-ssm.wasm-training-kernel") as never;
+
+/** The kernels {@linkcode registerWasmTrainingKernels} registers on the `wasm` backend. */
+export const WASM_TRAINING_KERNELS: readonly string[] = [
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+  "BatchMatMul",
+  "_FusedMatMul",
+  "UnsortedSegmentSum",
+];
+
+/** Most floats one im2col slab of `Conv2DBackpropFilter` may hold (taps are processed in groups). */
+const MAX_SLAB_FLOATS = 8 * 1024 * 1024;
+
+/** The parts of tfjs-backend-wasm's BackendWasm the kernels use. */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  typedArrayFromHeap(t: Info): Float32Array | Int32Array | Uint8Array;
+}
+
+interface MarkedConfig extends tf.KernelConfig {
+  [MARK]?: { original: tf.KernelConfig | undefined };
+}
+
+/** Runs kernels of one backend directly (no engine bookkeeping) and frees intermediates. */
+class KernelRunner {
+  private temps: Info[] = [];
+  constructor(
+    private readonly backend: tf.KernelBackend,
+    private readonly backendName: string,
+  ) {}
+
+  /** Calls the backend's original implementation of `name` (bypassing our wrappers). */
+  call(name: string, inputs: unknown, attrs: Attrs = {}): Info {
+    const out = this.fn(name)({ inputs, backend: this.backend, attrs });
+    if (Array.isArray(out)) throw new Error(`kernel ${name} returned several outputs`);
+    this.temps.push(out);
+    return out;
+  }
+
+  private fn(name: string): KernelFn {
+    const cfg = tf.getKernel(name, this.backendName) as MarkedConfig | undefined;
+    const original = cfg?.[MARK] ? cfg[MARK].original : cfg;
+    if (!original) {
+      throw new Error(`kernel ${name} is not registered for backend '${this.backendName}'`);
+    }
+    return original.kernelFunc as unknown as KernelFn;
+  }
+
+  /** Allocates an uninitialised float32 tensor on the wasm heap. */
+  alloc(shape: number[]): Info {
+    const out = (this.backend as unknown as WasmBackendLike).makeOutput(shape, "float32");
+    this.temps.push(out);
+    return out;
+  }
+
+  /**
+   * A Float32Array view of a tensor on the wasm heap. Views go stale when the heap grows, so take
+   * them after the allocations of a step, and never keep them across kernel calls.
+   */
+  view(t: Info): Float32Array {
+    return (this.backend as unknown as WasmBackendLike).typedArrayFromHeap(t) as Float32Array;
+  }
+
+  /** True when `t` was produced by this runner. */
+  isTemp(t: Info): boolean {
+    return this.temps.includes(t);
+  }
+
+  /** Removes `t` from the intermediates so that {@linkcode dispose} keeps it. */
+  keep(t: Info): Info {
+    const i = this.temps.lastIndexOf(t);
+    if (i >= 0) this.temps.splice(i, 1);
+    return t;
+  }
+
+  /** Frees every intermediate not kept. */
+  dispose(): void {
+    for (const t of this.temps) this.backend.disposeData(t.dataId);
+    this.temps = [];
+  }
+
+
+  reshape(x: Info, shape: number[]): Info {
+    return this.call("Reshape", { x }, { shape });
+  }
+  slice(x: Info, begin: number[], size: number[]): Info {
+    if (size.every((s, i) => s === x.shape[i]) && begin.every((b) => b === 0)) return x;
+    return this.call("Slice", { x }, { begin, size });
+  }
+
+
+
+  concat(xs: Info[], axis: number): Info {
+    if (xs.length === 1) return xs[0];
+    return this.call("Concat", xs, { axis });
+  }
+  zeros(shape: number[]): Info {
+    return this.call("Fill", {}, { shape, value: 0, dtype: "float32" });
+  }
+  matMul(a: Info, b: Info): Info {
+    return this.call("BatchMatMul", { a, b }, { transposeA: false, transposeB: false });
+  }
+  conv2d(x: Info, filter: Info, pad: [[number, number], [number, number]]): Info {
+    return this.call("Conv2D", { x, filter }, {
+      strides: [1, 1],
+      pad: [[0, 0], pad[0], pad[1], [0, 0]],
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+      dimRoundingMode: undefined as unknown as string,
+    });
+  }
+}
+
+/** Runs `body` with a fresh runner; everything but the returned tensor is freed. */
+function withRunner(backend: tf.KernelBackend, body: (r: KernelRunner) => Info): Info {
+  const r = new KernelRunner(backend, "wasm");
+  try {
+    const out = body(r);
+    // Never hand an input back as the output: the engine would free it twice.
+    return r.keep(r.isTemp(out) ? out : r.call("Identity", { x: out }));
+  } finally {
+    r.dispose();
+  }
+}
+
+function assertNHWC(kernel: string, dataFormat: unknown): void {
+  if (dataFormat !== undefined && dataFormat !== "NHWC" && dataFormat !== "channelsLast") {
+    throw new Error(
+      `${kernel} on wasm: dataFormat '${String(dataFormat)}' is not supported (use NHWC)`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropFilter
+
+function conv2DBackpropFilter(
+  args: { inputs: { x: Info; dy: Info }; backend: tf.KernelBackend; attrs: Attrs },
+): Info {
+  const { inputs: { x, dy }, backend, attrs } = args;
+  assertNHWC("Conv2DBackpropFilter", attrs.dataFormat);
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same" | "valid" | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as "floor" | "round" | "ceil" | undefined,
+    false,
+    "channelsLast",
+  );
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: oh,
+    outWidth: ow,
+    outChannels: co,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
+  const { top, left } = info.padInfo;
+  const m = n * oh * ow;
+  return withRunner(backend, (r) => {
+    if (m === 0) return r.zeros(filterShape);
+    const dy2 = r.reshape(dy, [m, co]);
+    const plain = kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 &&
+      oh === h && ow === w;
+    const xT = r.alloc([c, n * h * w]);
+    transpose2d(r.view(x), r.view(xT), n * h * w, c);
+    if (plain) return r.reshape(r.matMul(xT, dy2), filterShape);
+    const tapsPerGroup = Math.max(1, Math.floor(MAX_SLAB_FLOATS / (c * m)));
+    const parts: Info[] = [];
+    const geom = { n, h, w, c, oh, ow, sh, sw, top, left };
+    for (let t0 = 0; t0 < kh * kw; t0 += tapsPerGroup) {
+      const t1 = Math.min(kh * kw, t0 + tapsPerGroup);
+      const slab = r.alloc([(t1 - t0) * c, m]);
+      const src = r.view(xT);
+      const dst = r.view(slab);
+      for (let t = t0; t < t1; t++) {
+        im2colTap(src, dst, (t - t0) * c * m, Math.floor(t / kw), t % kw, geom);
+      }
+      parts.push(r.matMul(slab, dy2)); // [taps*C, CO]
+    }
+    return r.reshape(r.concat(parts, 0), filterShape);
+  });
+}
+
+/** `dst[j*rows + i] = src[i*cols + j]` for a `[rows, cols]` matrix (cache-blocked). */
+function transpose2d(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
+  const B = 32;
+  for (let i0 = 0; i0 < rows; i0 += B) {
+    const i1 = Math.min(rows, i0 + B);
+    for (let j0 = 0; j0 < cols; j0 += B) {
+      const j1 = Math.min(cols, j0 + B);
+      for (let i = i0; i < i1; i++) {
+        const base = i * cols;
+        for (let j = j0; j < j1; j++) dst[j * rows + i] = src[base + j];
+      }
+    }
+  }
+}
+
+interface ConvGeom {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oh: number;
+  ow: number;
+  sh: number;
+  sw: number;
+  top: number;
+  left: number;
+}
+
+/**
+ * Writes the rows of one filter tap `(i, j)` of the transposed im2col matrix:
+ * `dst[off + (ch*N + b)*OH*OW + y*OW + x] = xpad[ch, b, y*sh + i, x*sw + j]` for the input
+ * `src` in `[C, N, H, W]` layout (zero outside the image).
+ */
+function im2colTap(
+  src: Float32Array,
+  dst: Float32Array,
+  off: number,
+  i: number,
+  j: number,
+  g: ConvGeom,
+): void {
+  const { n, h, w, c, oh, ow, sh, sw, top, left } = g;
+  // Output columns whose input column x*sw + j - left lies inside [0, w).
+  const xLo = Math.max(0, Math.ceil((left - j) / sw));
+  const xHi = Math.min(ow - 1, Math.floor((w - 1 - j + left) / sw));
+  for (let ch = 0; ch < c; ch++) {
+    for (let b = 0; b < n; b++) {
+      const srcPlane = (ch * n + b) * h * w;
+      let d = off + (ch * n + b) * oh * ow;
+      for (let y = 0; y < oh; y++, d += ow) {
+        const row = y * sh + i - top;
+        if (row < 0 || row >= h || xHi < xLo) {
+          dst.fill(0, d, d + ow);
+          continue;
+        }
+        if (xLo > 0) dst.fill(0, d, d + xLo);
+        if (xHi < ow - 1) dst.fill(0, d + xHi + 1, d + ow);
+        const s0 = srcPlane + row * w + xLo * sw + j - left;
+        if (sw === 1) {
+          dst.set(src.subarray(s0, s0 + xHi - xLo + 1), d + xLo);
+        } else {
+          for (let x = xLo, s = s0; x <= xHi; x++, s += sw) dst[d + x] = src[s];
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2DBackpropInput
+
+/** One output phase of a transposed convolution along one spatial axis. */
+interface Phase1D {
+  /** Output positions of this phase (`ceil((size - r) / s)`). */
+  count: number;
+  /** Filter taps used, in the order the stride-1 correlation needs them (flipped). */
+  taps: number[];
+  /** `dy` range read, inclusive, clipped to `[0, outSize)`. */
+  from: number;
+  to: number;
+  /** Zero padding around that range for the stride-1 correlation. */
+  padBefore: number;
+  padAfter: number;
+}
+
+/**
+ * Plans phase `r` of `dx[i] = sum_{o,k: o*s + k - p = i} dy[o] w[k]` for `i = s*q + r`:
+ * taps `k = c + s*m` (`c = (r+p) mod s`), and `dx[s*q+r] = sum_m dy[q + d - m] w[c + s*m]`
+ * with `d = floor((r+p)/s)`, i.e. a correlation of `dy` with the flipped taps.
+ */
+function planPhase(size: number, outSize: number, k: number, s: number, p: number, r: number) {
+  const count = Math.max(0, Math.ceil((size - r) / s));
+  const c = (((r + p) % s) + s) % s;
+  const d = Math.floor((r + p) / s);
+  const taps: number[] = [];
+  for (let t = c; t < k; t += s) taps.push(t);
+  taps.reverse();
+  const nm = taps.length;
+  const lo = d - nm + 1;
+  const hi = count - 1 + d;
+  const from = Math.max(0, lo);
+  const to = Math.min(outSize - 1, hi);
+  const phase: Phase1D = {
+    count,
+    taps,
+    from,
+    to,
+    padBefore: from - lo,
+    padAfter: hi - to,
+  };
+  const empty = count === 0 || nm === 0 || to < from;
+  return { phase, empty };
+}
+
+/**
+ * Writes `sub[a, b, o, ci] = filter[tapsH[a], tapsW[b], ci, o]`: the taps of one phase, flipped
+ * (the taps lists are already in flipped order) and with the channel axes swapped.
+ */
+function pickSubFilter(
+  f: Float32Array,
+  fShape: number[],
+  tapsH: number[],
+  tapsW: number[],
+  dst: Float32Array,
+): void {
+  const [, kw, ci, co] = fShape;
+  let d = 0;
+  for (const th of tapsH) {
+    for (const tw of tapsW) {
+      const base = (th * kw + tw) * ci * co;
+      for (let o = 0; o < co; o++) {
+        for (let i = 0; i < ci; i++) dst[d++] = f[base + i * co + o];
+      }
+    }
+  }
+}
+
+function conv2DBackpropInput(
+  args: { inputs: { dy: Info; filter: Info }; backend: tf.KernelBackend; attrs: Attrs },
+): Info {
+  const { inputs: { dy, filter }, backend, attrs } = args;
+  assertNHWC("Conv2DBackpropInput", attrs.dataFormat);
+  const inputShape = attrs.inputShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same" | "valid" | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as "floor" | "round" | "ceil" | undefined,
+    false,
+    "channelsLast",
+  );
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: oh,
+    outWidth: ow,
+    outChannels: co,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
+  const { top, left } = info.padInfo;
+  return withRunner(backend, (r) => {
+    const phases: { rh: number; rw: number; out: Info; qh: number; qw: number }[] = [];
+    let anyEmpty = false;
+    for (let rh = 0; rh < sh; rh++) {
+      const ph = planPhase(h, oh, kh, sh, top, rh);
+      for (let rw = 0; rw < sw; rw++) {
+        const pw = planPhase(w, ow, kw, sw, left, rw);
+        if (ph.empty || pw.empty) {
+          anyEmpty = true;
+          continue;
+        }
+        const a = ph.phase;
+        const b = pw.phase;
+        const sub = r.alloc([a.taps.length, b.taps.length, co, c]);
+        pickSubFilter(r.view(filter), filter.shape, a.taps, b.taps, r.view(sub));
+        const dyc = r.slice(dy, [0, a.from, b.from, 0], [
+          n,
+          a.to - a.from + 1,
+          b.to - b.from + 1,
+          co,
+        ]);
+        const out = r.conv2d(dyc, sub, [[a.padBefore, a.padAfter], [b.padBefore, b.padAfter]]);
+        phases.push({ rh, rw, out, qh: a.count, qw: b.count });
+      }
+    }
+    if (sh === 1 && sw === 1 && phases.length === 1) return phases[0].out;
+    const dx = r.alloc([n, h, w, c]);
+    const dst = r.view(dx);
+    if (anyEmpty) dst.fill(0);
+    for (const p of phases) {
+      const src = r.view(p.out);
+      let s = 0;
+      for (let b = 0; b < n; b++) {
+        for (let y = 0; y < p.qh; y++) {
+          const rowBase = ((b * h + y * sh + p.rh) * w + p.rw) * c;
+          for (let x = 0; x < p.qw; x++, s += c) {
+            const d = rowBase + x * sw * c;
+            if (c >= 16) dst.set(src.subarray(s, s + c), d);
+            else for (let k = 0; k < c; k++) dst[d + k] = src[s + k];
+          }
+        }
+      }
+    }
+    return dx;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products with transposes
+
+/** Swaps the last two axes (batched 2-D transpose, done on the heap). */
+function swapLast(r: KernelRunner, x: Info): Info {
+  const k = x.shape.length;
+  const rows = x.shape[k - 2];
+  const cols = x.shape[k - 1];
+  const batch = tf.util.sizeFromShape(x.shape.slice(0, k - 2));
+  const xf = x.dtype === "float32" ? x : r.call("Cast", { x }, { dtype: "float32" });
+  const out = r.alloc([...x.shape.slice(0, k - 2), cols, rows]);
+  const src = r.view(xf);
+  const dst = r.view(out);
+  const size = rows * cols;
+  for (let b = 0; b < batch; b++) {
+    transpose2d(src.subarray(b * size, (b + 1) * size), dst.subarray(b * size), rows, cols);
+  }
+  return out;
+}
+
+function makeMatMul(kernelName: "BatchMatMul" | "_FusedMatMul") {
+  return (
+    args: { inputs: Record<string, Info>; backend: tf.KernelBackend; attrs: Attrs },
+  ): Info => {
+    const { inputs, backend, attrs } = args;
+    const r = new KernelRunner(backend, "wasm");
+    if (!attrs.transposeA && !attrs.transposeB) {
+      return r.call(kernelName, inputs, attrs);
+    }
+    return withRunner(backend, (rr) => {
+      const a = attrs.transposeA ? swapLast(rr, inputs.a) : inputs.a;
+      const b = attrs.transposeB ? swapLast(rr, inputs.b) : inputs.b;
+      return rr.call(kernelName, { ...inputs, a, b }, {
+        ...attrs,
+        transposeA: false,
+        transposeB: false,
+      });
+    });
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// UnsortedSegmentSum
+
+function unsortedSegmentSum(
+  args: {
+    inputs: { x: Info; segmentIds: Info };
+    backend: tf.KernelBackend;
+    attrs: Attrs;
+  },
+): Info {
+  const { inputs: { x, segmentIds }, backend, attrs } = args;
+  const numSegments = attrs.numSegments as number;
+  const idRank = segmentIds.shape.length;
+  for (let i = 0; i < idRank; i++) {
+    if (segmentIds.shape[i] !== x.shape[i]) {
+      throw new Error(
+        `UnsortedSegmentSum: segmentIds shape [${segmentIds.shape}] must be a prefix of x shape [${x.shape}]`,
+      );
+    }
+  }
+  const rows = tf.util.sizeFromShape(segmentIds.shape);
+  const inner = x.shape.slice(idRank);
+  return withRunner(backend, (r) => {
+    const outShape = [numSegments, ...inner];
+    if (rows === 0 || numSegments === 0) return r.zeros(outShape);
+    let ids = r.reshape(segmentIds, [rows, 1]);
+    let upd = r.reshape(x, [rows, ...inner]);
+    if (ids.dtype !== "int32") ids = r.call("Cast", { x: ids }, { dtype: "int32" });
+    const idv = backend.readSync(ids.dataId) as Int32Array;
+    let valid = 0;
+    for (let i = 0; i < idv.length; i++) if (idv[i] >= 0 && idv[i] < numSegments) valid++;
+    if (valid === 0) return r.zeros(outShape);
+    if (valid < idv.length) {
+      const keepIdx = new Int32Array(valid);
+      for (let i = 0, j = 0; i < idv.length; i++) {
+        if (idv[i] >= 0 && idv[i] < numSegments) keepIdx[j++] = i;
+      }
+      const keepT = r.call("Fill", {}, { shape: [valid], value: 0, dtype: "int32" });
+      (backend as unknown as { typedArrayFromHeap(t: Info): Int32Array }).typedArrayFromHeap(keepT)
+        .set(keepIdx);
+      ids = r.call("GatherV2", { x: ids, indices: keepT }, { axis: 0, batchDims: 0 });
+      upd = r.call("GatherV2", { x: upd, indices: keepT }, { axis: 0, batchDims: 0 });
+    }
+    if (upd.dtype !== "float32") upd = r.call("Cast", { x: upd }, { dtype: "float32" });
+    const out = r.call("ScatterNd", { indices: ids, updates: upd }, { shape: outShape });
+    return x.dtype === "float32" ? out : r.call("Cast", { x: out }, { dtype: x.dtype });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+const IMPLEMENTATIONS: Record<string, (args: never) => Info> = {
+  Conv2DBackpropFilter: conv2DBackpropFilter,
+  Conv2DBackpropInput: conv2DBackpropInput,
+  BatchMatMul: makeMatMul("BatchMatMul"),
+  _FusedMatMul: makeMatMul("_FusedMatMul"),
+  UnsortedSegmentSum: unsortedSegmentSum,
+};
+
+/**
+ * Registers the training kernels listed in {@linkcode WASM_TRAINING_KERNELS} on the `wasm`
+ * backend, replacing missing or slow ones. Idempotent: a second call changes nothing.
+ * `initBackend("wasm")` calls it; call it yourself only when you set up the wasm backend without
+ * `initBackend`.
+ *
+ * @returns the names of the kernels registered by this call (empty when already registered)
+ */
+export function registerWasmTrainingKernels(): string[] {
+  const added: string[] = [];
+  for (const kernelName of WASM_TRAINING_KERNELS) {
+    const existing = tf.getKernel(kernelName, "wasm") as MarkedConfig | undefined;
+    if (existing?.[MARK]) continue;
+    if (existing) tf.unregisterKernel(kernelName, "wasm");
+    const config: MarkedConfig = {
+      kernelName,
+      backendName: "wasm",
+      kernelFunc: IMPLEMENTATIONS[kernelName] as unknown as tf.KernelFunc,
+      setupFunc: existing?.setupFunc,
+      disposeFunc: existing?.disposeFunc,
+      [MARK]: { original: existing },
+    };
+    tf.registerKernel(config);
+    added.push(kernelName);
+  }
+  return added;
+}
+
+/** True when {@linkcode registerWasmTrainingKernels} has registered its kernels. */
+export function wasmTrainingKernelsRegistered(): boolean {
+  return WASM_TRAINING_KERNELS.every((k) =>
+    Boolean((tf.getKernel(k, "wasm") as MarkedConfig | undefined)?.[MARK])
+  );
+}
