@@ -23,7 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { Module } from "./nn/module.ts";
-import { FastRCNNPredictor, MaskHead, MaskRCNNPredictor, TwoMLPHead } from "./heads.ts";
+import type { FastRCNNPredictor, MaskHead, MaskRCNNPredictor, TwoMLPHead } from "./heads.ts";
 import { batchedNms, BoxCoder, clipBoxesToImage, removeSmallBoxes } from "./boxes.ts";
 import { inferScale, roiAlign } from "./roi_align.ts";
 import type { ProposalFilter, RoIHeadsConfig } from "./config.ts";
