@@ -42,7 +42,13 @@ import {
   loadCocoResults,
 } from "./coco_data.ts";
 import { bboxIou, type Rle, rleIou } from "./rle.ts";
-import { numpyMean, summarizeDets } from "./coco_summary.ts";
+import { summarizeDets } from "./coco_summary.ts";
+import {
+  apPerIouThreshold,
+  cocoAccumulate,
+  type CocoAccumulated,
+  recallPerIouThreshold,
+} from "./coco_accumulate.ts";
 
 /** A dense float64 array in row-major (C) order. */
 export interface NdArray {
@@ -94,6 +100,10 @@ export interface CocoEvalOptions {
   areaRngLbl?: string[];
   /** Default true. */
   useCats?: boolean;
+  /** Name of the ground truth in error messages (e.g. its file path). Default "ground truth". */
+  gtName?: string;
+  /** Name of the results in error messages (e.g. its file path). Default "results". */
+  resultsName?: string;
 }
 
 /** Per-image, per-category, per-area-range matching result (pycocotools `evaluateImg`). */
@@ -136,23 +146,6 @@ export interface CocoImageIous {
   ious: number[][];
 }
 
-/** Output of {@link cocoAccumulate} (pycocotools `self.eval`). */
-export interface CocoAccumulated {
-  /** Parameters used. */
-  params: CocoEvalParams;
-  /** `[T, R, K, A, M]` interpolated precision, -1 where undefined. */
-  precision: NdArray;
-  /** `[T, K, A, M]` recall, -1 where undefined. */
-  recall: NdArray;
-  /** `[T, R, K, A, M]` score at each recall threshold. */
-  scores: NdArray;
-  /**
-   * Per category: the det ids in the global order accumulation ranks them for area range 0 and
-   * the last maxDets (empty when the category has no image with gt or dets).
-   */
-  accumulateOrder: number[][];
-}
-
 /** Everything {@link cocoEvaluate} returns. */
 export interface CocoEvalResult extends CocoAccumulated {
   /** `[AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl]` (see `summarizeDets`). */
@@ -178,8 +171,6 @@ export function linspace(start: number, stop: number, num: number): number[] {
   out[num - 1] = stop;
   return out;
 }
-
-const EPS = 2.220446049250313e-16; // np.spacing(1)
 
 /** pycocotools' default detection parameters for a ground truth's image and category ids. */
 export function cocoDefaultParams(
@@ -362,117 +353,16 @@ export function cocoEvaluateImages(
   return { params: p, evalImgs, ious };
 }
 
-/** pycocotools `COCOeval.accumulate()`: precision/recall arrays from per-image results. */
-export function cocoAccumulate(ev: CocoImageEvaluation): CocoAccumulated {
-  const p = ev.params;
-  const T = p.iouThrs.length, R = p.recThrs.length, K = p.useCats ? p.catIds.length : 1;
-  const A = p.areaRng.length, M = p.maxDets.length, I0 = p.imgIds.length;
-  const precision = new Float64Array(T * R * K * A * M).fill(-1);
-  const recall = new Float64Array(T * K * A * M).fill(-1);
-  const scores = new Float64Array(T * R * K * A * M).fill(-1);
-  const accumulateOrder: number[][] = Array.from({ length: K }, () => []);
-  for (let k = 0; k < K; k++) {
-    for (let a = 0; a < A; a++) {
-      const E: CocoEvalImage[] = [];
-      for (let i = 0; i < I0; i++) {
-        const e = ev.evalImgs[(k * A + a) * I0 + i];
-        if (e) E.push(e);
-      }
-      if (E.length === 0) continue;
-      for (let m = 0; m < M; m++) {
-        const maxDet = p.maxDets[m];
-        // concatenated (image, det) pairs, then a stable sort on -score
-        const src: [CocoEvalImage, number][] = [];
-        for (const e of E) {
-          const n = Math.min(maxDet, e.dtScores.length);
-          for (let j = 0; j < n; j++) src.push([e, j]);
-        }
-        const order = [...src.keys()].sort((x, y) =>
-          src[y][0].dtScores[src[y][1]] - src[x][0].dtScores[src[x][1]]
-        );
-        if (a === 0 && m === M - 1) {
-          accumulateOrder[k] = order.map((o) => src[o][0].dtIds[src[o][1]]);
-        }
-        let npig = 0;
-        for (const e of E) for (const g of e.gtIgnore) if (g === 0) npig++;
-        if (npig === 0) continue;
-        const nd = order.length;
-        const sortedScores = order.map((o) => src[o][0].dtScores[src[o][1]]);
-        const rc = new Float64Array(nd);
-        const pr = new Array<number>(nd);
-        for (let t = 0; t < T; t++) {
-          let tp = 0, fp = 0;
-          for (let j = 0; j < nd; j++) {
-            const [e, dj] = src[order[j]];
-            const matched = e.dtMatches[t][dj] !== 0;
-            if (!e.dtIgnore[t][dj]) {
-              if (matched) tp++;
-              else fp++;
-            }
-            rc[j] = tp / npig;
-            pr[j] = tp / (fp + tp + EPS);
-          }
-          recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1] : 0;
-          for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
-          let pi = 0;
-          for (let r = 0; r < R; r++) {
-            const thr = p.recThrs[r];
-            while (pi < nd && rc[pi] < thr) pi++; // searchsorted(rc, thr, side="left")
-            const at = (((t * R + r) * K + k) * A + a) * M + m;
-            if (pi >= nd) {
-              // pycocotools stops at the first index past the end: the rest stay 0
-              for (let r2 = r; r2 < R; r2++) {
-                const at2 = (((t * R + r2) * K + k) * A + a) * M + m;
-                precision[at2] = 0;
-                scores[at2] = 0;
-              }
-              break;
-            }
-            precision[at] = pr[pi];
-            scores[at] = sortedScores[pi];
-          }
-        }
-      }
-    }
+function checkIouType(iouType: unknown): void {
+  if (iouType !== undefined && iouType !== "segm" && iouType !== "bbox") {
+    throw new Error(`cocoEvaluate: iouType must be "segm" or "bbox", got "${iouType}"`);
   }
-  return {
-    params: p,
-    precision: { shape: [T, R, K, A, M], data: precision },
-    recall: { shape: [T, K, A, M], data: recall },
-    scores: { shape: [T, R, K, A, M], data: scores },
-    accumulateOrder,
-  };
-}
-
-function perThreshold(acc: CocoAccumulated, recallToo: boolean): number[] {
-  const [T, R, K, A, M] = acc.precision.shape;
-  const out: number[] = [];
-  for (let t = 0; t < T; t++) {
-    const vals: number[] = [];
-    if (recallToo) {
-      for (let k = 0; k < K; k++) {
-        const v = acc.recall.data[((t * K + k) * A + 0) * M + M - 1];
-        if (v > -1) vals.push(v);
-      }
-    } else {
-      for (let r = 0; r < R; r++) {
-        for (let k = 0; k < K; k++) {
-          const v = acc.precision.data[(((t * R + r) * K + k) * A + 0) * M + M - 1];
-          if (v > -1) vals.push(v);
-        }
-      }
-    }
-    out.push(vals.length ? numpyMean(vals) : -1);
-  }
-  return out;
 }
 
 /** Resolves {@link CocoEvalOptions} against a loaded ground truth. */
 export function cocoParams(gt: CocoGroundTruth, options: CocoEvalOptions = {}): CocoEvalParams {
+  checkIouType(options.iouType);
   const p = cocoDefaultParams(options.iouType ?? "segm", gt.imgIds, gt.catIds);
-  if (options.iouType !== undefined && options.iouType !== "segm" && options.iouType !== "bbox") {
-    throw new Error(`cocoEvaluate: iouType must be "segm" or "bbox", got "${options.iouType}"`);
-  }
   if (options.maxDets) {
     if (!options.maxDets.length || !options.maxDets.every((m) => Number.isInteger(m) && m > 0)) {
       throw new Error(`cocoEvaluate: maxDets must be positive integers, got [${options.maxDets}]`);
@@ -503,9 +393,10 @@ export function cocoEvaluate(
   results: readonly CocoResult[],
   options: CocoEvalOptions = {},
 ): CocoEvalResult {
+  checkIouType(options.iouType);
   const iouType = options.iouType ?? "segm";
-  const gtLoaded = loadCocoGroundTruth(gt, iouType);
-  const dts = loadCocoResults(gtLoaded, results, iouType);
+  const gtLoaded = loadCocoGroundTruth(gt, iouType, options.gtName);
+  const dts = loadCocoResults(gtLoaded, results, iouType, options.resultsName);
   const params = cocoParams(gtLoaded, options);
   const ev = cocoEvaluateImages(gtLoaded, dts, params);
   const acc = cocoAccumulate(ev);
@@ -515,8 +406,8 @@ export function cocoEvaluate(
   return {
     ...acc,
     ...summary,
-    apPerIouThreshold: perThreshold(acc, false),
-    recallPerIouThreshold: perThreshold(acc, true),
+    apPerIouThreshold: apPerIouThreshold(acc),
+    recallPerIouThreshold: recallPerIouThreshold(acc),
     evalImgs: ev.evalImgs,
     ious: ev.ious,
   };
