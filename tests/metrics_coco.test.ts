@@ -371,3 +371,31 @@ Deno.test({
     assert.deepEqual(linspace(0, 1, 101), p.recThrs);
   },
 });
+
+Deno.test("categories are evaluated separately (useCats) or pooled (useCats: false)", () => {
+  const gt: CocoDataset = {
+    images: [{ id: 1 }, { id: 2 }],
+    categories: [{ id: 2 }, { id: 1 }],
+    annotations: [
+      { id: 1, image_id: 1, category_id: 1, area: 100, bbox: [0, 0, 10, 10] },
+      { id: 2, image_id: 2, category_id: 2, area: 100, bbox: [0, 0, 10, 10] },
+    ],
+  };
+  const dets: CocoResult[] = [
+    { image_id: 1, category_id: 2, score: 0.9, bbox: [0, 0, 10, 10] }, // right box, wrong class
+    { image_id: 2, category_id: 2, score: 0.8, bbox: [0, 0, 10, 10] },
+  ];
+  const per = cocoEvaluate(gt, dets, { iouType: "bbox" });
+  assert.deepEqual(per.params.catIds, [1, 2]);
+  assert.deepEqual(per.precision.shape, [10, 101, 2, 4, 3]);
+  // category 1: one gt, no det -> AP 0; category 2: FP (image 1) then TP -> AP 0.5
+  closeAll(per.apPerIouThreshold, new Array(10).fill(0.25), "per-category mean");
+  close(per.stats[0], 0.25, "AP");
+  assert.equal(per.evalImgs.length, 2 * 4 * 2);
+  assert.equal(per.evalImgs[0]!.categoryId, 1);
+  assert.deepEqual(per.accumulateOrder, [[], [1, 2]]);
+  const pooled = cocoEvaluate(gt, dets, { iouType: "bbox", useCats: false });
+  assert.deepEqual(pooled.precision.shape, [10, 101, 1, 4, 3]);
+  close(pooled.stats[0], 1, "pooled AP");
+  assert.equal(pooled.evalImgs[0]!.categoryId, -1);
+});
