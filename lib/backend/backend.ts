@@ -1,9 +1,19 @@
 /**
  * Choosing and initialising a tfjs backend.
+ *
+ * `auto` tries `tensorflow-gpu`, `tensorflow`, `webgpu`, `wasm`, `cpu` in that order and records
+ * why each earlier one was skipped. Backend packages are imported dynamically, only when tried, and
+ * all of them resolve the one `@tensorflow/tfjs-core` of the import map. A native package that
+ * fails to load (its install script, which downloads libtensorflow, has not run) is cleaned up:
+ * the kernels it registered for `tensorflow` and any backend it registered are removed again, so
+ * no half-registered backend stays behind. Choosing `wasm` also registers the training kernels of
+ * `./wasm_kernels.ts`.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "./gradients.ts";
+import { registerWasmTrainingKernels } from "./wasm_kernels.ts";
 
 /** Names accepted by {@linkcode initBackend}. */
 export type BackendName = "auto" | "tensorflow-gpu" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -45,6 +55,9 @@ const NATIVE_HINT: Record<string, string> = {
     "install it with internet access: `deno add npm:@tensorflow/tfjs-node@4.22.0 && deno approve-scripts` (its install script downloads libtensorflow)",
 };
 
+/** Backend packages the toolkit loads itself; their registrations are never rolled back. */
+const OWN_BACKENDS = new Set(["cpu", "wasm", "webgpu"]);
+
 let current: BackendInfo | null = null;
 
 /** The backend chosen by the last successful {@linkcode initBackend}, or null. */
@@ -63,27 +76,67 @@ export function resolveBackendName(flag?: string): BackendName {
   const name = (flag ?? env ?? "auto").trim();
   if (name !== "auto" && !(BACKEND_ORDER as readonly string[]).includes(name)) {
     throw new Error(
-      `unknown backend '${name}' (from ${flag ? "--backend" : "SSM_BACKEND"}); expected one of auto, ${
-        BACKEND_ORDER.join(", ")
-      }`,
+      `unknown backend '${name}' (from ${
+        flag ? "--backend" : "SSM_BACKEND"
+      }); expected one of auto, ${BACKEND_ORDER.join(", ")}`,
     );
   }
   return name as BackendName;
+}
+
+function registeredBackends(): string[] {
+  return Object.keys((tf.engine() as unknown as { registryFactory: object }).registryFactory);
+}
+
+/** Imports a native package; on failure removes what its partial evaluation registered. */
+async function importNative(name: "tensorflow" | "tensorflow-gpu"): Promise<void> {
+  const before = new Set(registeredBackends());
+  const kernelsBefore = new Set(tf.getKernelsForBackend("tensorflow").map((k) => k.kernelName));
+  try {
+    if (name === "tensorflow") await import("@tensorflow/tfjs-node");
+    else await import("@tensorflow/tfjs-node-gpu");
+    if (!registeredBackends().includes("tensorflow")) {
+      throw new Error("the package loaded but registered no 'tensorflow' backend");
+    }
+  } catch (e) {
+    for (const k of tf.getKernelsForBackend("tensorflow")) {
+      if (!kernelsBefore.has(k.kernelName)) tf.unregisterKernel(k.kernelName, "tensorflow");
+    }
+    for (const b of registeredBackends()) {
+      if (!before.has(b) && !OWN_BACKENDS.has(b)) tf.removeBackend(b);
+    }
+    throw new BackendUnavailableError(
+      name,
+      `${(e as Error).message.split("\n")[0].trim()}; ${NATIVE_HINT[name]}`,
+    );
+  }
+}
+
+async function setBackendOrThrow(name: string, tfjsName: string, why: string): Promise<void> {
+  let ok = false;
+  let detail = "";
+  try {
+    ok = await tf.setBackend(tfjsName);
+  } catch (e) {
+    detail = `: ${(e as Error).message.split("\n")[0]}`;
+  }
+  if (!ok) throw new BackendUnavailableError(name, `${why}${detail}`);
 }
 
 async function tryInit(name: Exclude<BackendName, "auto">): Promise<BackendInfo> {
   switch (name) {
     case "cpu": {
       await import("@tensorflow/tfjs-backend-cpu");
-      if (!(await tf.setBackend("cpu"))) throw new BackendUnavailableError(name, "init failed");
+      await setBackendOrThrow(name, "cpu", "init failed");
+      // The cpu backend is chosen on purpose here: silence its "install tfjs-node" banner.
+      (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
       return { name, tfjsName: "cpu", threads: 1, skipped: [] };
     }
     case "wasm": {
       await import("@tensorflow/tfjs-backend-cpu");
       await import("@tensorflow/tfjs-backend-wasm");
-      if (!(await tf.setBackend("wasm"))) {
-        throw new BackendUnavailableError(name, "the wasm module failed to initialise");
-      }
+      await setBackendOrThrow(name, "wasm", "the wasm module failed to initialise");
+      registerWasmTrainingKernels();
       return { name, tfjsName: "wasm", threads: 1, skipped: [] };
     }
     case "webgpu": {
@@ -101,26 +154,19 @@ async function tryInit(name: Exclude<BackendName, "auto">): Promise<BackendInfo>
       }
       await import("@tensorflow/tfjs-backend-cpu");
       await import("@tensorflow/tfjs-backend-webgpu");
-      if (!(await tf.setBackend("webgpu"))) {
-        throw new BackendUnavailableError(name, "the webgpu backend failed to initialise");
-      }
+      await setBackendOrThrow(name, "webgpu", "the webgpu backend failed to initialise");
       return { name, tfjsName: "webgpu", threads: 1, skipped: [] };
     }
     case "tensorflow":
     case "tensorflow-gpu": {
-      const spec = name === "tensorflow" ? "@tensorflow/tfjs-node" : "@tensorflow/tfjs-node-gpu";
-      try {
-        await import(spec);
-      } catch (e) {
-        throw new BackendUnavailableError(
-          name,
-          `${(e as Error).message.split("\n")[0]}; ${NATIVE_HINT[name]}`,
-        );
-      }
-      if (!(await tf.setBackend("tensorflow"))) {
-        throw new BackendUnavailableError(name, `init failed; ${NATIVE_HINT[name]}`);
-      }
-      return { name, tfjsName: "tensorflow", threads: navigator.hardwareConcurrency ?? 1, skipped: [] };
+      await importNative(name);
+      await setBackendOrThrow(name, "tensorflow", `init failed; ${NATIVE_HINT[name]}`);
+      return {
+        name,
+        tfjsName: "tensorflow",
+        threads: navigator.hardwareConcurrency ?? 1,
+        skipped: [],
+      };
     }
   }
 }

@@ -114,7 +114,6 @@ class KernelRunner {
     this.temps = [];
   }
 
-
   reshape(x: Info, shape: number[]): Info {
     return this.call("Reshape", { x }, { shape });
   }
@@ -122,8 +121,6 @@ class KernelRunner {
     if (size.every((s, i) => s === x.shape[i]) && begin.every((b) => b === 0)) return x;
     return this.call("Slice", { x }, { begin, size });
   }
-
-
 
   concat(xs: Info[], axis: number): Info {
     if (xs.length === 1) return xs[0];
