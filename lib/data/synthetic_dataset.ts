@@ -75,8 +75,16 @@ export interface SyntheticDatasetSummary {
   seconds: number;
 }
 
-const STREAM_CLS = 1;
-const STREAM_SEG = 2;
+/**
+ * Seed stream of the classification set: its slices are
+ * `synthesizeCT({ seed, stream: STREAM_CLS, n: nCls, classBalance: clsBalance })`.
+ */
+export const STREAM_CLS = 1;
+/**
+ * Seed stream of the segmentation set: its slices are
+ * `synthesizeCT({ seed, stream: STREAM_SEG, n: nSeg, classBalance: segBalance })`.
+ */
+export const STREAM_SEG = 2;
 
 async function runJobs(jobs: SliceJob[], outDir: string, size: number, workers: number) {
   if (workers <= 0) {
