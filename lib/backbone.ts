@@ -98,7 +98,7 @@ export interface ResidualBlock extends Module {
 /** torchvision `BasicBlock`: two 3x3 convs with BatchNorm, stride on the first (expansion 1). */
 export class BasicBlock extends Module implements ResidualBlock {
   /** Channel expansion of the block's output. */
-  static readonly expansion = 1;
+  static readonly expansion: number = 1;
   /** 3x3 conv (carries the stride). */
   readonly conv1: Conv2d;
   /** BatchNorm after conv1. */
@@ -140,7 +140,7 @@ export class BasicBlock extends Module implements ResidualBlock {
 /** torchvision `Bottleneck` (ResNet v1.5: stride on the 3x3 conv), expansion 4. */
 export class Bottleneck extends Module implements ResidualBlock {
   /** Channel expansion of the block's output. */
-  static readonly expansion = 4;
+  static readonly expansion: number = 4;
   /** 1x1 reduction conv. */
   readonly conv1: Conv2d;
   /** BatchNorm after conv1. */
