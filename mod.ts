@@ -4,12 +4,40 @@
  * classifier ("module S") that segments lung lesions in a chest CT slice and predicts
  * Control / Common Pneumonia / COVID-19 in one forward pass.
  *
+ * Models are composed from builders (`resnetFpnBackbone`, `anchorGenerator`, `rpn`,
+ * `boxBranch`, `maskBranch`, `classificationBranch`, `sModule`, `roiBatchSelection`) or built in
+ * one call with `buildSSM`; checkpoints are safetensors files (or the authors' `.pth` files) with
+ * the authors' parameter names. Data readers live in `@covid-ssm/ssm/data`, metrics in
+ * `@covid-ssm/ssm/metrics`.
+ *
  * @example
  * ```ts
- * import { initBackend } from "@covid-ssm/ssm";
+ * import { buildSSM, initBackend, modelSummary } from "@covid-ssm/ssm";
  * await initBackend("wasm");
+ * const model = buildSSM({ backbone: { depth: 18, stages: 3 }, variant: "parallel" });
+ * console.log(modelSummary(model));
  * ```
  *
  * @module
  */
 export * from "./lib/backend/mod.ts";
+export * from "./lib/config.ts";
+export * from "./lib/nn/mod.ts";
+export * from "./lib/rng.ts";
+export * from "./lib/boxes.ts";
+export * from "./lib/anchors.ts";
+export * from "./lib/roi_align.ts";
+export * from "./lib/transform.ts";
+export * from "./lib/backbone.ts";
+export * from "./lib/rpn.ts";
+export * from "./lib/heads.ts";
+export * from "./lib/roi_heads.ts";
+export * from "./lib/paste_masks.ts";
+export * from "./lib/s_module.ts";
+export * from "./lib/builders.ts";
+export * from "./lib/ssm.ts";
+export * from "./lib/losses.ts";
+export * from "./lib/train/adam.ts";
+export * from "./lib/summary.ts";
+export * from "./lib/train/param_groups.ts";
+export * from "./lib/metrics/mod.ts";
