@@ -154,26 +154,36 @@ export function argsortDescending(scores: ArrayLike<number>): Int32Array {
 /** Greedy NMS over the given ordered subset of boxes; returns kept indices in order. */
 function nmsOrdered(boxes: BoxesLike, order: Int32Array, iouThreshold: number): Int32Array {
   const n = order.length;
-  const areas = boxArea(boxes);
-  const suppressed = new Uint8Array(boxes.length / 4);
+  // Coordinates and float32 areas gathered in visiting order (contiguous inner loop).
+  const x1 = new Float64Array(n), y1 = new Float64Array(n);
+  const x2 = new Float64Array(n), y2 = new Float64Array(n), area = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const b = order[k] * 4;
+    x1[k] = boxes[b];
+    y1[k] = boxes[b + 1];
+    x2[k] = boxes[b + 2];
+    y2[k] = boxes[b + 3];
+    area[k] = f32(f32(x2[k] - x1[k]) * f32(y2[k] - y1[k]));
+  }
+  const suppressed = new Uint8Array(n);
   const keep: number[] = [];
-  for (let oi = 0; oi < n; oi++) {
-    const i = order[oi];
+  // Disjoint boxes have IoU 0 (or NaN for two zero-area boxes): skippable unless thr < 0.
+  const skipDisjoint = iouThreshold >= 0;
+  for (let i = 0; i < n; i++) {
     if (suppressed[i]) continue;
-    keep.push(i);
-    const ix1 = boxes[i * 4],
-      iy1 = boxes[i * 4 + 1],
-      ix2 = boxes[i * 4 + 2],
-      iy2 = boxes[i * 4 + 3];
-    const iarea = areas[i];
-    for (let oj = oi + 1; oj < n; oj++) {
-      const j = order[oj];
+    keep.push(order[i]);
+    const ix1 = x1[i], iy1 = y1[i], ix2 = x2[i], iy2 = y2[i], iarea = area[i];
+    for (let j = i + 1; j < n; j++) {
       if (suppressed[j]) continue;
-      const w = Math.max(0, f32(Math.min(ix2, boxes[j * 4 + 2]) - Math.max(ix1, boxes[j * 4])));
-      const h = Math.max(0, f32(Math.min(iy2, boxes[j * 4 + 3]) - Math.max(iy1, boxes[j * 4 + 1])));
+      let w = f32(Math.min(ix2, x2[j]) - Math.max(ix1, x1[j]));
+      let h = f32(Math.min(iy2, y2[j]) - Math.max(iy1, y1[j]));
+      if (!(w > 0 && h > 0)) {
+        if (skipDisjoint) continue;
+        w = Math.max(0, w);
+        h = Math.max(0, h);
+      }
       const inter = f32(w * h);
-      // NaN (two zero-area boxes) is not > threshold: zero-area boxes never suppress each other.
-      const ovr = f32(inter / f32(f32(iarea + areas[j]) - inter));
+      const ovr = f32(inter / f32(f32(iarea + area[j]) - inter));
       if (ovr > iouThreshold) suppressed[j] = 1;
     }
   }

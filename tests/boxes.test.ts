@@ -111,6 +111,35 @@ Deno.test("nms keeps the highest box per cluster, suppresses only on IoU > thres
   assert.deepEqual([...nms(new Float32Array(0), [], 0.5)], []);
 });
 
+Deno.test("nms on 2000 random boxes keeps a set where no pair overlaps above the threshold", () => {
+  const rng = new Rng(9);
+  const n = 2000;
+  const boxes = new Float32Array(n * 4), scores = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = rng.uniform() * 480, y = rng.uniform() * 480;
+    boxes.set([x, y, x + 4 + rng.uniform() * 40, y + 4 + rng.uniform() * 40], i * 4);
+    scores[i] = rng.uniform();
+  }
+  const t0 = performance.now();
+  const keep = nms(boxes, scores, 0.5);
+  const ms = performance.now() - t0;
+  console.log(`nms 2000 boxes: ${ms.toFixed(1)} ms, kept ${keep.length}`);
+  const kept = new Float32Array([...keep].flatMap((i) => [...boxes.subarray(i * 4, i * 4 + 4)]));
+  const iou = boxIoU(kept, kept);
+  for (let a = 0; a < keep.length; a++) {
+    for (let b = a + 1; b < keep.length; b++) assert.ok(iou[a * keep.length + b] <= 0.5);
+    if (a > 0) assert.ok(scores[keep[a - 1]] >= scores[keep[a]]);
+  }
+  // every suppressed box overlaps a kept box with a higher score by more than the threshold
+  const keptSet = new Set(keep);
+  for (let i = 0; i < n; i++) {
+    if (keptSet.has(i)) continue;
+    const one = boxes.subarray(i * 4, i * 4 + 4);
+    const o = boxIoU(one, kept);
+    assert.ok(keep.some((k, j) => scores[k] > scores[i] && o[j] > 0.5), `box ${i}`);
+  }
+});
+
 Deno.test("argsortDescending is stable for equal scores", () => {
   assert.deepEqual([...argsortDescending([0.5, 0.7, 0.5, 0.7, 0.1])], [1, 3, 0, 2, 4]);
 });
@@ -310,32 +339,68 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "BoxCoder.encode/decode on tensors match torchvision (box_coder.json, cpu backend)",
-  ignore: !boxCoderFx,
-  fn() {
-    for (const c of boxCoderFx!.cases) {
-      const coder = new BoxCoder(c.params!.weights as [number, number, number, number]);
-      if (c.name.startsWith("encode")) {
-        const g = tf.tensor2d(c.inputs.reference_boxes.data, [20, 4]);
-        const p = tf.tensor2d(c.inputs.proposals.data, [20, 4]);
-        const t = coder.encode(g, p);
-        assert.deepEqual(t.shape, [20, 4]);
-        assertClose(t.dataSync(), (c.expected.targets as Arr).data, c.name);
-        tf.dispose([g, p, t]);
-      } else {
-        const rel = tf.tensor2d(
-          c.inputs.rel_codes.data,
-          c.inputs.rel_codes.shape as [number, number],
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test({
+    name: `BoxCoder.encode/decode on tensors match torchvision (box_coder.json, ${backend})`,
+    ignore: !boxCoderFx,
+    async fn() {
+      await initBackend(backend);
+      const before = tf.memory().numTensors;
+      for (const c of boxCoderFx!.cases) {
+        const coder = new BoxCoder(c.params!.weights as [number, number, number, number]);
+        if (c.name.startsWith("encode")) {
+          const g = tf.tensor2d(c.inputs.reference_boxes.data, [20, 4]);
+          const p = tf.tensor2d(c.inputs.proposals.data, [20, 4]);
+          const t = coder.encode(g, p);
+          assert.deepEqual(t.shape, [20, 4]);
+          assertClose(t.dataSync(), (c.expected.targets as Arr).data, c.name);
+          tf.dispose([g, p, t]);
+        } else {
+          const rs = c.inputs.rel_codes.shape as [number, number];
+          const rel = tf.tensor2d(c.inputs.rel_codes.data, rs);
+          const b = tf.tensor2d(c.inputs.boxes.data, c.inputs.boxes.shape as [number, number]);
+          const d = coder.decode(rel, b);
+          assert.deepEqual(d.shape, (c.expected.decoded as Arr).shape);
+          assertClose(d.dataSync(), (c.expected.decoded as Arr).data, c.name);
+          tf.dispose([rel, b, d]);
+        }
+      }
+      assert.equal(tf.memory().numTensors, before, "no leaked tensors");
+      await initBackend("cpu");
+    },
+  });
+}
+
+Deno.test("BoxCoder tensor decode is differentiable: gradient matches the analytic one", () => {
+  tf.tidy(() => {
+    const coder = new BoxCoder([10, 10, 5, 5]);
+    const bx = [[10, 20, 50, 80], [0, 0, 30, 10]];
+    const rel0 = [0.3, -0.2, 0.5, -0.4, -1, 2, 0.1, 0.2];
+    const wts = [1, 2, 3, 4, -1, 0.5, 2, -3]; // d loss / d decoded box, [2, 1, 4]
+    const boxes = tf.tensor2d(bx);
+    const weights = tf.tensor3d(wts, [2, 1, 4]);
+    const loss = (r: tf.Tensor) =>
+      tf.sum(tf.mul(coder.decode(r as tf.Tensor2D, boxes), weights)) as tf.Scalar;
+    const g = tf.grad(loss)(tf.tensor2d(rel0, [2, 4])).dataSync();
+    for (let i = 0; i < 2; i++) {
+      const [x1, y1, x2, y2] = bx[i], w = x2 - x1, h = y2 - y1;
+      const [a, b, c, d] = wts.slice(i * 4, i * 4 + 4);
+      const r = rel0.slice(i * 4, i * 4 + 4);
+      const exp = [
+        (a + c) * w / 10,
+        (b + d) * h / 10,
+        (c - a) * 0.5 * w * Math.exp(r[2] / 5) / 5,
+        (d - b) * 0.5 * h * Math.exp(r[3] / 5) / 5,
+      ];
+      for (let k = 0; k < 4; k++) {
+        const got = g[i * 4 + k];
+        assert.ok(
+          Math.abs(got - exp[k]) < 1e-4 * Math.max(1, Math.abs(exp[k])),
+          `${got} vs ${exp[k]}`,
         );
-        const b = tf.tensor2d(c.inputs.boxes.data, c.inputs.boxes.shape as [number, number]);
-        const d = coder.decode(rel, b);
-        assert.deepEqual(d.shape, (c.expected.decoded as Arr).shape);
-        assertClose(d.dataSync(), (c.expected.decoded as Arr).data, c.name);
-        tf.dispose([rel, b, d]);
       }
     }
-  },
+  });
 });
 
 Deno.test("BoxCoder.decode clamps only large positive dw/dh", () => {
