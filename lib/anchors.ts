@@ -117,7 +117,10 @@ export class AnchorGenerator {
   /** Cell anchors per level, each Float32Array [A_l*4]. */
   readonly cellAnchors: readonly Float32Array[];
 
-  /** @param config sizes and aspect ratios per level (defaults: the paper's) */
+  /**
+   * Builds the cell anchors of every level.
+   * @param config sizes and aspect ratios per level (defaults: the paper's)
+   */
   constructor(config: AnchorGeneratorConfig = {}) {
     const sizes = config.sizes ?? DEFAULT_ANCHOR_SIZES;
     const ratios = config.aspectRatios ?? DEFAULT_ASPECT_RATIOS;

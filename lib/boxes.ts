@@ -283,6 +283,7 @@ export class BoxCoder {
   readonly bboxXformClip: number;
 
   /**
+   * Creates a coder with the given delta weights.
    * @param weights `(wx, wy, ww, wh)`
    * @param bboxXformClip clamp for dw/dh before `exp` in decode
    */
@@ -468,6 +469,7 @@ export class Matcher {
   readonly allowLowQualityMatches: boolean;
 
   /**
+   * Creates a matcher with torchvision's thresholds semantics.
    * @param highThreshold e.g. 0.7 (RPN) or 0.5 (RoI heads)
    * @param lowThreshold e.g. 0.3 (RPN) or 0.5 (RoI heads); must be <= highThreshold
    * @param allowLowQualityMatches true for the RPN
@@ -482,6 +484,7 @@ export class Matcher {
   }
 
   /**
+   * Matches every prediction (column) to a gt row, like torchvision's `Matcher.__call__`.
    * @param matchQualityMatrix row-major `[numGt, numPred]` (e.g. `boxIoU(gt, anchors)`)
    * @param numGt number of gt rows
    * @returns per prediction: gt index, -1 or -2: Int32Array [numPred]
@@ -557,6 +560,7 @@ export class BalancedPositiveNegativeSampler {
   readonly positiveFraction: number;
 
   /**
+   * Creates a sampler drawing `batchSizePerImage` labels per image.
    * @param batchSizePerImage samples per image
    * @param positiveFraction target fraction of positives in [0, 1]
    */
@@ -574,6 +578,7 @@ export class BalancedPositiveNegativeSampler {
   }
 
   /**
+   * Draws the balanced positive / negative subsets of each image.
    * @param labelsPerImage per image, one label per anchor/proposal: >= 1 positive, 0 negative,
    *   anything else ignored
    * @param rng random source

@@ -44,6 +44,7 @@ export class Rng {
   #s: Uint32Array = new Uint32Array(4);
 
   /**
+   * Seeds the generator (splitmix32 expansion of the seed into four state words).
    * @param seed any finite number (its integer part modulo 2^32 and its high bits are mixed in);
    *   the same seed always gives the same stream
    */

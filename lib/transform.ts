@@ -93,7 +93,10 @@ export class GeneralizedRCNNTransform {
   /** Padding multiple. */
   readonly sizeDivisible: number;
 
-  /** @param config sizes, normalisation and padding (defaults: 512 / 1024, ImageNet, 32) */
+  /**
+   * Creates the transform.
+   * @param config sizes, normalisation and padding (defaults: 512 / 1024, ImageNet, 32)
+   */
   constructor(config: TransformConfig = {}) {
     this.minSize = config.minSize ?? 512;
     this.maxSize = config.maxSize ?? 1024;
