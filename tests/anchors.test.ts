@@ -8,6 +8,7 @@ import {
   gridAnchors,
   roundHalfToEven,
 } from "../lib/anchors.ts";
+import { readFixtureJson } from "./_util.ts";
 
 interface Arr {
   shape: number[];
@@ -18,18 +19,6 @@ interface Case {
   name: string;
   inputs: Record<string, Arr | number[]>;
   expected: Record<string, Arr | number | number[]>;
-}
-
-// Fixture loading (same rules as tests/_util.ts: SSM_FIXTURES or ../shared/fixtures; null if absent).
-function readFixtureJson<T>(...parts: string[]): T | null {
-  const dir = Deno.env.get("SSM_FIXTURES") ??
-    new URL("../../shared/fixtures", import.meta.url).pathname;
-  try {
-    return JSON.parse(Deno.readTextFileSync(`${dir}/${parts.join("/")}`)) as T;
-  } catch {
-    console.warn(`skipping: fixture ${parts.join("/")} is absent`);
-    return null;
-  }
 }
 
 const fx = readFixtureJson<{ cases: Case[] }>("components", "anchors.json");

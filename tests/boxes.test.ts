@@ -16,18 +16,7 @@ import {
   removeSmallBoxes,
 } from "../lib/boxes.ts";
 import { Rng } from "../lib/rng.ts";
-
-// Fixture loading (same rules as tests/_util.ts: SSM_FIXTURES or ../shared/fixtures; null if absent).
-function readFixtureJson<T>(...parts: string[]): T | null {
-  const dir = Deno.env.get("SSM_FIXTURES") ??
-    new URL("../../shared/fixtures", import.meta.url).pathname;
-  try {
-    return JSON.parse(Deno.readTextFileSync(`${dir}/${parts.join("/")}`)) as T;
-  } catch {
-    console.warn(`skipping: fixture ${parts.join("/")} is absent`);
-    return null;
-  }
-}
+import { readFixtureJson } from "./_util.ts";
 
 interface Arr {
   shape: number[];

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../lib/backend/mod.ts";
 import { GeneralizedRCNNTransform, postprocessBoxes, resizeBoxes } from "../lib/transform.ts";
+import { fixture, readFixtureJson } from "./_util.ts";
 
 interface Arr {
   shape: number[];
@@ -13,18 +16,6 @@ interface Case {
   params: Record<string, unknown>;
   inputs: Record<string, Arr | number[] | string | number[][]>;
   expected: Record<string, Arr | number | number[] | number[][]>;
-}
-
-// Fixture loading (same rules as tests/_util.ts: SSM_FIXTURES or ../shared/fixtures; null if absent).
-function readFixtureJson<T>(...parts: string[]): T | null {
-  const dir = Deno.env.get("SSM_FIXTURES") ??
-    new URL("../../shared/fixtures", import.meta.url).pathname;
-  try {
-    return JSON.parse(Deno.readTextFileSync(`${dir}/${parts.join("/")}`)) as T;
-  } catch {
-    console.warn(`skipping: fixture ${parts.join("/")} is absent`);
-    return null;
-  }
 }
 
 const fx = readFixtureJson<{ cases: Case[] }>("components", "transform.json");
@@ -235,16 +226,8 @@ Deno.test("transform rejects malformed images with a message naming the problem"
   i32.dispose();
 });
 
-const ssmDir = (() => {
-  const dir = Deno.env.get("SSM_FIXTURES") ??
-    new URL("../../shared/fixtures", import.meta.url).pathname;
-  try {
-    Deno.statSync(`${dir}/ssm/input_u8.bin`);
-    return `${dir}/ssm`;
-  } catch {
-    return null;
-  }
-})();
+const ssmInput = fixture("ssm", "input_u8.bin");
+const ssmDir = ssmInput && existsSync(ssmInput) ? dirname(ssmInput) : null;
 
 Deno.test({
   name: "greyscale CT slice normalises like the SSM fixture (ssm preprocess.normalized)",
