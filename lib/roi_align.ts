@@ -321,14 +321,19 @@ function forwardTensor(
         needMask ||= !ys.allValid || !xs.allValid;
       });
       parts.push(tf.tidy(() => {
+        // A single box is sent twice: tfjs-webgpu misreads a one-element box index tensor.
+        const k = Math.max(chunk.length, 2);
+        const b4 = chunk.length > 1 ? boxes : Float32Array.of(...boxes, ...boxes);
+        const bi = chunk.length > 1 ? ind : Int32Array.of(ind[0], ind[0]);
         let crops: tf.Tensor4D = tf.image.cropAndResize(
           fp,
-          tf.tensor2d(boxes, [chunk.length, 4]),
-          tf.tensor1d(ind, "int32"),
+          tf.tensor2d(b4, [k, 4]),
+          tf.tensor1d(bi, "int32"),
           [ch, cw],
           "bilinear",
           0,
         );
+        if (k > chunk.length) crops = tf.slice(crops, 0, chunk.length);
         if (needMask) {
           const mask = new Float32Array(chunk.length * ch * cw);
           chunk.forEach((r, k) => {
@@ -450,18 +455,30 @@ function pool(
     const inputs = args.slice(0, feats.length) as tf.Tensor4D[];
     const value = engine === "js"
       ? tf.tensor4d(
-        forwardJs(inputs.map((t) => t.dataSync() as Float32Array), shapes, plans, oh, ow, C),
+        forwardJs(inputs.map((t) => readSync(t, "the features")), shapes, plans, oh, ow, C),
         [plans.length, oh, ow, C],
       )
       : forwardTensor(inputs, plans, oh, ow, C);
     const gradFunc = (dy: tf.Tensor4D): tf.Tensor[] => {
       if (engine === "tensor") return backwardTensor(dy, shapes, plans, oh, ow);
-      const grads = backwardJs(dy.dataSync() as Float32Array, shapes, plans, oh, ow);
+      const grads = backwardJs(readSync(dy, "the gradient"), shapes, plans, oh, ow);
       return grads.map((g, l) => tf.tensor4d(g, shapes[l] as [number, number, number, number]));
     };
     return { value, gradFunc };
   });
   return op(...feats) as tf.Tensor4D;
+}
+
+/** `dataSync` with an error that says what to do where synchronous reads are impossible. */
+function readSync(t: tf.Tensor, what: string): Float32Array {
+  try {
+    return t.dataSync() as Float32Array;
+  } catch (e) {
+    throw new Error(
+      `roiAlign: the 'js' engine cannot read ${what} synchronously on the '${tf.getBackend()}' ` +
+        `backend (${(e as Error).message}); use engine 'tensor'`,
+    );
+  }
 }
 
 function outputHW(size: number | readonly [number, number] | undefined, where: string): number[] {
@@ -484,7 +501,16 @@ function readRows(boxes: RoIBoxes, where: string): { data: Float32Array; cols: n
     if (boxes.rank !== 2 || (boxes.shape[1] !== 4 && boxes.shape[1] !== 5)) {
       throw new Error(`${where}: boxes must have shape [R, 4] or [R, 5], got [${boxes.shape}]`);
     }
-    return { data: Float32Array.from(boxes.dataSync()), cols: boxes.shape[1] };
+    let data: Float32Array;
+    try {
+      data = Float32Array.from(boxes.dataSync());
+    } catch (e) {
+      throw new Error(
+        `${where}: cannot read the boxes tensor synchronously on the '${tf.getBackend()}' backend ` +
+          `(${(e as Error).message}); pass boxes as arrays or use the async variant`,
+      );
+    }
+    return { data, cols: boxes.shape[1] };
   }
   const cols = boxes.length ? boxes[0].length : 4;
   if ((cols !== 4 && cols !== 5) || boxes.some((b) => b.length !== cols)) {
@@ -560,6 +586,36 @@ export function roiAlign(
     aligned: config.aligned ?? false,
     engine: config.engine ?? "auto",
   });
+}
+
+/** Reads a boxes / indices tensor asynchronously (works where synchronous reads do not). */
+async function rowsAsync(boxes: RoIBoxes): Promise<number[][]> {
+  if (!(boxes instanceof tf.Tensor)) return boxes as number[][];
+  if (boxes.rank !== 2) {
+    throw new Error(`roiAlign: boxes must have shape [R, 4] or [R, 5], got [${boxes.shape}]`);
+  }
+  return await boxes.array();
+}
+
+/**
+ * {@linkcode roiAlign} that reads box (and box index) tensors asynchronously: use it on the webgpu
+ * backend, where tensors cannot be read synchronously in Deno.
+ *
+ * @param features `[N, H, W, C]` float32 feature map
+ * @param boxes `[R, 4]` or `[R, 5]` boxes
+ * @param config as for {@linkcode roiAlign}
+ * @returns `[R, oh, ow, C]` pooled features
+ */
+export async function roiAlignAsync(
+  features: tf.Tensor4D,
+  boxes: RoIBoxes,
+  config: RoIAlignConfig = {},
+): Promise<tf.Tensor4D> {
+  const rows = await rowsAsync(boxes);
+  const idx = config.boxIndices instanceof tf.Tensor
+    ? Array.from(await config.boxIndices.data())
+    : config.boxIndices;
+  return roiAlign(features, rows, { ...config, boxIndices: idx });
 }
 
 /**
@@ -723,5 +779,21 @@ export class MultiScaleRoIAlign {
       aligned: false,
       engine: this.config.engine ?? "auto",
     });
+  }
+
+  /**
+   * {@linkcode MultiScaleRoIAlign.forward} that reads box tensors asynchronously (for webgpu).
+   * @param features NHWC maps by name
+   * @param boxes per-image `[K_i, 4]` boxes in image coordinates
+   * @param imageShapes per-image `[height, width]`
+   * @returns `[ΣK_i, oh, ow, C]`
+   */
+  async forwardAsync(
+    features: Record<string, tf.Tensor4D>,
+    boxes: readonly RoIBoxes[],
+    imageShapes: readonly (readonly number[])[],
+  ): Promise<tf.Tensor4D> {
+    const rows = await Promise.all(boxes.map(rowsAsync));
+    return this.forward(features, rows, imageShapes);
   }
 }
