@@ -173,6 +173,9 @@ class Canvas {
   /** Fills a disc with a soft edge: `hu = max(hu, mix(hu, value, alpha))` (or plain mix). */
   disc(cx: number, cy: number, r: number, value: number, where: number, mode: "max" | "mix") {
     const S = this.size;
+    // Sub-pixel structures (thin vessels at small sizes) keep their area, not their contrast.
+    const gain = r < 0.8 ? (r / 0.8) ** 2 : 1;
+    if (r < 0.8) r = 0.8;
     const x0 = Math.max(0, Math.floor(cx - r - 1)), x1 = Math.min(S - 1, Math.ceil(cx + r + 1));
     const y0 = Math.max(0, Math.floor(cy - r - 1)), y1 = Math.min(S - 1, Math.ceil(cy + r + 1));
     for (let y = y0; y <= y1; y++) {
@@ -180,7 +183,7 @@ class Canvas {
         const p = y * S + x;
         if (where >= 0 && this.lungId[p] !== where) continue;
         const d = Math.sqrt((x - cx) ** 2 + (y - cy) ** 2);
-        const alpha = Math.min(1, Math.max(0, r + 0.5 - d));
+        const alpha = gain * Math.min(1, Math.max(0, r + 0.5 - d));
         if (alpha <= 0) continue;
         const v = this.hu[p] + (value - this.hu[p]) * alpha;
         this.hu[p] = mode === "max" ? Math.max(this.hu[p], v) : v;
@@ -329,7 +332,7 @@ function drawVessels(c: Canvas, rng: Mulberry32, lungs: Lung[]) {
     const hx = lung.cx + sign * lung.rx * 0.6, hy = lung.cy + lung.ry * 0.05;
     // Branching trees from the hilum: each segment splits in two thinner, shorter ones.
     const stack: [number, number, number, number, number, number][] = [];
-    const roots = 3 + rng.int(3);
+    const roots = 3 + rng.int(2);
     for (let b = 0; b < roots; b++) {
       const ang = Math.atan2(rng.uniform(-1, 1), -sign * rng.uniform(0.1, 1));
       const len = Math.max(lung.rx, lung.ry) * rng.uniform(0.25, 0.4);
@@ -339,13 +342,13 @@ function drawVessels(c: Canvas, rng: Mulberry32, lungs: Lung[]) {
       let [x, y, ang, w, len, depth] = stack.pop()!;
       const step = Math.max(0.8, w * 0.8);
       for (let t = 0; t < len; t += step) {
-        c.disc(x, y, Math.max(0.5, w), 30, id, "max");
+        c.disc(x, y, w, 30, id, "max");
         ang += rng.uniform(-0.06, 0.06);
         x += Math.cos(ang) * step;
         y += Math.sin(ang) * step;
         w *= 0.995;
       }
-      if (depth < 3) {
+      if (depth < 2) {
         for (const turn of [-1, 1]) {
           const a = ang + turn * rng.uniform(0.25, 0.6);
           stack.push([x, y, a, w * 0.72, len * rng.uniform(0.55, 0.8), depth + 1]);
@@ -357,7 +360,7 @@ function drawVessels(c: Canvas, rng: Mulberry32, lungs: Lung[]) {
     for (let i = 0; i < nd; i++) {
       const t = rng.uniform(0, 2 * Math.PI), r = Math.sqrt(rng.next());
       const x = lung.cx + Math.cos(t) * r * lung.rx, y = lung.cy + Math.sin(t) * r * lung.ry;
-      c.disc(x, y, Math.max(0.6, S * rng.uniform(0.002, 0.005)), 40, id, "max");
+      c.disc(x, y, S * rng.uniform(0.002, 0.005), 40, id, "max");
     }
   }
 }
@@ -376,7 +379,7 @@ function paintBlob(
 ) {
   const S = c.size;
   const shape = harmonics(rng, 0.18);
-  const target = b.kind === "ggo" ? rng.uniform(-600, -430) : rng.uniform(-30, 45);
+  const target = b.kind === "ggo" ? rng.uniform(-570, -380) : rng.uniform(-30, 45);
   const R = Math.max(b.rx, b.ry) * 1.5;
   const cos = Math.cos(b.rot), sin = Math.sin(b.rot);
   const x0 = Math.max(0, Math.floor(b.cx - R)), x1 = Math.min(S, Math.ceil(b.cx + R));
@@ -407,6 +410,20 @@ function lungPoint(lung: Lung, theta: number, frac: number): [number, number] {
   return [lung.cx + Math.cos(theta) * r * lung.rx, lung.cy + Math.sin(theta) * r * lung.ry];
 }
 
+/** Fraction of the disc (cx, cy, r) that lies inside `lung`. */
+function lungCoverage(c: Canvas, lung: Lung, cx: number, cy: number, r: number): number {
+  const S = c.size, id = lung.side + 1;
+  let inside = 0, total = 0;
+  for (let y = Math.floor(cy - r); y <= Math.ceil(cy + r); y++) {
+    for (let x = Math.floor(cx - r); x <= Math.ceil(cx + r); x++) {
+      if ((x - cx) ** 2 + (y - cy) ** 2 > r * r) continue;
+      total++;
+      if (x >= 0 && y >= 0 && x < S && y < S && c.lungId[y * S + x] === id) inside++;
+    }
+  }
+  return total ? inside / total : 0;
+}
+
 function drawCovid(c: Canvas, rng: Mulberry32, lungs: Lung[], tex: ValueNoise): DrawnLesion[] {
   const S = c.size;
   const out: DrawnLesion[] = [];
@@ -418,8 +435,15 @@ function drawCovid(c: Canvas, rng: Mulberry32, lungs: Lung[], tex: ValueNoise): 
     const theta = rng.chance(0.6)
       ? lateral + rng.uniform(-0.9, 0.9)
       : Math.PI / 2 + rng.uniform(-0.8, 0.8);
-    const [cx, cy] = lungPoint(lung, theta, rng.uniform(0.68, 0.8));
-    const r = S * rng.uniform(0.05, 0.08);
+    // Keep patches mostly inside the lung so that clipping leaves no small fragments.
+    let [cx, cy] = lungPoint(lung, theta, 0.7);
+    let r = S * 0.06;
+    for (let attempt = 0; attempt < 6; attempt++) {
+      const t = attempt === 0 ? theta : theta + rng.uniform(-0.6, 0.6);
+      [cx, cy] = lungPoint(lung, t, rng.uniform(0.6, 0.78));
+      r = S * rng.uniform(0.05, 0.08);
+      if (lungCoverage(c, lung, cx, cy, r) >= 0.65) break;
+    }
     const blob = {
       cx,
       cy,
@@ -449,7 +473,7 @@ function drawPneumonia(c: Canvas, rng: Mulberry32, lungs: Lung[], tex: ValueNois
     { lung: main, pattern: rng.chance(0.6) ? "lobar" : "segmental", scale: 1 },
   ];
   if (rng.chance(0.2)) {
-    regions.push({ lung: lungs[1 - main.side], pattern: "segmental", scale: 0.6 });
+    regions.push({ lung: lungs[1 - main.side], pattern: "segmental", scale: 0.45 });
   }
   for (const { lung, pattern, scale } of regions) {
     const id = lung.side + 1;
@@ -488,7 +512,7 @@ function drawPneumonia(c: Canvas, rng: Mulberry32, lungs: Lung[], tex: ValueNois
           if (score(x, y) > 0) inside++;
         }
       }
-      if (inside >= area * 0.18 * scale) break;
+      if (inside >= area * 0.18 * scale && (scale === 1 || inside <= area * 0.3)) break;
     }
     let sx = 0, sy = 0, sn = 0;
     for (let y = y0; y < y1; y++) {

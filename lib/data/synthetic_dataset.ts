@@ -118,16 +118,22 @@ async function runJobs(jobs: SliceJob[], outDir: string, size: number, workers: 
   return jobs.map((j) => byFile.get(j.file)!);
 }
 
-/** Picks `round(fraction * n)` test indices per class, deterministically. */
+/**
+ * Picks `round(fraction * n)` test indices (at least one when `fraction > 0` and `n >= 2`),
+ * stratified: each class is shuffled and its members ranked by relative position
+ * `(rank + 0.5) / classSize`, and the lowest positions over all classes are taken.
+ */
 function testIndices(classes: number[], fraction: number, seed: number): Set<number> {
   const rng = new Mulberry32(seed);
-  const test = new Set<number>();
+  const keyed: [number, number, number][] = [];
   for (let cls = 0; cls < 3; cls++) {
-    const idx = classes.flatMap((c, i) => (c === cls ? [i] : []));
-    rng.shuffle(idx);
-    idx.slice(0, Math.round(fraction * idx.length)).forEach((i) => test.add(i));
+    const idx = rng.shuffle(classes.flatMap((c, i) => (c === cls ? [i] : [])));
+    idx.forEach((i, rank) => keyed.push([(rank + 0.5) / idx.length, cls, i]));
   }
-  return test;
+  keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const n = classes.length;
+  const k = fraction > 0 && n >= 2 ? Math.max(1, Math.round(fraction * n)) : 0;
+  return new Set(keyed.slice(0, k).map((e) => e[2]));
 }
 
 /** Renders and writes a synthetic dataset (layout in the module documentation). */
