@@ -63,8 +63,7 @@ interface AxisSampling {
   /** Position of the first and the last sample (feature coordinates). */
   first: number;
   last: number;
-  /** Number of samples (`out * g`) and whether all of them are inside `[-1, size]`. */
-  count: number;
+  /** Whether all samples are inside `[-1, size]`. */
   allValid: boolean;
   /** Per-sample 1 / 0 validity. */
   valid: Uint8Array;
@@ -116,7 +115,7 @@ function sampleAxis(start: number, bin: number, n: number, g: number, size: numb
     }
   }
   if (lo > hi) {
-    return { first, last, count: m, allValid, valid, lo: 0, len: 0, w: new Float32Array(0) };
+    return { first, last, allValid, valid, lo: 0, len: 0, w: new Float32Array(0) };
   }
   const len = hi - lo + 1;
   const acc = new Float64Array(n * len);
@@ -126,10 +125,9 @@ function sampleAxis(start: number, bin: number, n: number, g: number, size: numb
     const a = i0[k] - lo;
     const l = lerp[k];
     acc[row + a] += f32(1 - l) / g;
-    if (a + 1 < len && i0[k] + 1 <= size - 1) acc[row + a + 1] += l / g;
-    else acc[row + a] += l / g; // clamped sample: l is 0 here
+    if (l !== 0) acc[row + a + 1] += l / g; // l is 0 for samples clamped to the last pixel
   }
-  return { first, last, count: m, allValid, valid, lo, len, w: Float32Array.from(acc) };
+  return { first, last, allValid, valid, lo, len, w: Float32Array.from(acc) };
 }
 
 function planBox(
@@ -640,6 +638,7 @@ export function inferScale(featureSize: number, imageSize: number): number {
  */
 export class LevelMapper {
   /**
+   * Creates a mapper for levels `kMin..kMax`.
    * @param kMin finest level (`-log2(scale)` of the first map)
    * @param kMax coarsest level
    * @param canonicalScale box size that maps to `canonicalLevel` (224)
@@ -655,6 +654,7 @@ export class LevelMapper {
   ) {}
 
   /**
+   * Maps boxes to levels.
    * @param boxes flat `[R*4]` x1 y1 x2 y2
    * @returns level index (0 = finest) per box
    */
@@ -685,8 +685,9 @@ export interface MultiScaleRoIAlignConfig {
   outputSize: number | readonly [number, number];
   /** Samples per bin and axis (2). */
   samplingRatio: number;
-  /** LevelMapper canonical scale (224) and level (4). */
+  /** LevelMapper canonical scale (224). */
   canonicalScale?: number;
+  /** LevelMapper canonical level (4). */
   canonicalLevel?: number;
   /** Implementation, see {@linkcode RoIAlignEngine}. */
   engine?: RoIAlignEngine;
@@ -705,7 +706,10 @@ export class MultiScaleRoIAlign {
   mapper: LevelMapper | null = null;
   private readonly outputSize: number[];
 
-  /** @param config map names, output size and sampling ratio */
+  /**
+   * Creates the pooler; scales are inferred on the first call.
+   * @param config map names, output size and sampling ratio
+   */
   constructor(readonly config: MultiScaleRoIAlignConfig) {
     if (!config.featmapNames?.length) {
       throw new Error("MultiScaleRoIAlign: featmapNames must name at least one map");
@@ -732,6 +736,7 @@ export class MultiScaleRoIAlign {
   }
 
   /**
+   * Pools the boxes of every image (torchvision's `forward`).
    * @param features NHWC maps by name; maps not in `featmapNames` are ignored
    * @param boxes per-image `[K_i, 4]` boxes in image coordinates
    * @param imageShapes per-image `[height, width]`
