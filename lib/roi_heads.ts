@@ -24,7 +24,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { Module } from "./nn/module.ts";
 import type { FastRCNNPredictor, MaskHead, MaskRCNNPredictor, TwoMLPHead } from "./heads.ts";
-import { batchedNms, BoxCoder, clipBoxesToImage, removeSmallBoxes } from "./boxes.ts";
+import {
+  BalancedPositiveNegativeSampler,
+  batchedNms,
+  BoxCoder,
+  boxIoU,
+  clipBoxesToImage,
+  Matcher,
+  removeSmallBoxes,
+} from "./boxes.ts";
+import type { Rng } from "./rng.ts";
 import { inferScale, roiAlign } from "./roi_align.ts";
 import type { ProposalFilter, RoIHeadsConfig } from "./config.ts";
 
@@ -261,4 +270,90 @@ export class RoIHeads extends Module {
       return tf.sum(tf.mul(logits, oneHot), 3) as tf.Tensor3D;
     });
   }
+}
+
+/** Sampled RoIs of one image for the box and mask losses. */
+export interface RoITrainingSamples {
+  /** `[S·4]` sampled proposals (gt boxes appended to the proposals first, as torchvision). */
+  proposals: Float32Array;
+  /** `[S]` class label of each (0 = background). */
+  labels: Int32Array;
+  /** `[S·4]` encoded targets (BoxCoder(10,10,5,5)) of each sampled RoI's matched gt. */
+  regressionTargets: Float32Array;
+  /** `[S]` matched gt index of each (valid where the label is > 0). */
+  matchedGt: Int32Array;
+  /** Rows of the positives within the sample. */
+  positiveRows: Int32Array;
+}
+
+/**
+ * torchvision's `select_training_samples` for one image: append the gt boxes to the proposals,
+ * match with Matcher(0.5, 0.5), sample 512 RoIs with 25% positives, encode the regression
+ * targets.
+ *
+ * @param proposals `[P·4]` proposals
+ * @param gtBoxes `[G·4]` gt boxes
+ * @param gtLabels `[G]` gt class labels (≥ 1)
+ * @param config thresholds, sampler settings, box coder weights
+ * @param rng random source of the sampler
+ */
+export function selectTrainingSamples(
+  proposals: Float32Array,
+  gtBoxes: Float32Array,
+  gtLabels: Int32Array,
+  config: Pick<
+    RoIHeadsConfig,
+    "fgIouThresh" | "bgIouThresh" | "batchSizePerImage" | "positiveFraction" | "boxCoderWeights"
+  >,
+  rng: Rng,
+): RoITrainingSamples {
+  const g = gtBoxes.length / 4;
+  const all = new Float32Array(proposals.length + gtBoxes.length);
+  all.set(proposals);
+  all.set(gtBoxes, proposals.length);
+  const n = all.length / 4;
+  const labels = new Int32Array(n);
+  const matchedIdx = new Int32Array(n);
+  if (g > 0) {
+    const matches = new Matcher(config.fgIouThresh, config.bgIouThresh, false).match(
+      boxIoU(gtBoxes, all),
+      g,
+    );
+    for (let i = 0; i < n; i++) {
+      const m = matches[i];
+      matchedIdx[i] = Math.max(m, 0);
+      labels[i] = m >= 0 ? gtLabels[m] : m === Matcher.BETWEEN_THRESHOLDS ? -1 : 0;
+    }
+  }
+  const sampler = new BalancedPositiveNegativeSampler(
+    config.batchSizePerImage,
+    config.positiveFraction,
+  );
+  const [s] = sampler.sample([labels], rng);
+  // torchvision keeps the sampled indices in ascending order (torch.where of pos | neg).
+  const rows = Int32Array.from([...s.positive, ...s.negative]).sort();
+  const k = rows.length;
+  const out: RoITrainingSamples = {
+    proposals: new Float32Array(k * 4),
+    labels: new Int32Array(k),
+    regressionTargets: new Float32Array(k * 4),
+    matchedGt: new Int32Array(k),
+    positiveRows: new Int32Array(0),
+  };
+  const matchedBoxes = new Float32Array(k * 4);
+  const pos: number[] = [];
+  rows.forEach((r, i) => {
+    out.proposals.set(all.subarray(r * 4, r * 4 + 4), i * 4);
+    out.labels[i] = Math.max(labels[r], 0);
+    out.matchedGt[i] = matchedIdx[r];
+    if (g > 0) matchedBoxes.set(gtBoxes.subarray(matchedIdx[r] * 4, matchedIdx[r] * 4 + 4), i * 4);
+    if (labels[r] > 0) pos.push(i);
+  });
+  if (g > 0) {
+    out.regressionTargets.set(
+      new BoxCoder(config.boxCoderWeights).encode(matchedBoxes, out.proposals),
+    );
+  }
+  out.positiveRows = Int32Array.from(pos);
+  return out;
 }

@@ -4,7 +4,7 @@
  * Forward reads like the method: head → anchors → decode → filter proposals. Filtering follows
  * either the authors' code (`reference`: zero-size boxes kept, NMS ranked by raw logits) or
  * stock torchvision 0.14 (`torchvision`: boxes smaller than 1e-3 removed, probabilities); the
- * decisions are identical otherwise. Training targets and losses live in `rpn_targets.ts`.
+ * decisions are identical otherwise. `assignRpnTargets` labels and samples anchors for training.
  *
  * @example
  * ```ts
@@ -21,7 +21,16 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Module } from "./nn/module.ts";
 import { Conv2d } from "./nn/layers.ts";
 import { SeedSequence } from "./nn/init.ts";
-import { BoxCoder, clipBoxesToImage, nms, removeSmallBoxes } from "./boxes.ts";
+import {
+  BalancedPositiveNegativeSampler,
+  BoxCoder,
+  boxIoU,
+  clipBoxesToImage,
+  Matcher,
+  nms,
+  removeSmallBoxes,
+} from "./boxes.ts";
+import type { Rng } from "./rng.ts";
 import type { ProposalFilter, RPNConfig } from "./config.ts";
 
 /** Raw RPN head outputs. */
@@ -207,9 +216,70 @@ export class RegionProposalNetwork extends Module {
     const del = deltas.dataSync() as Float32Array;
     objectness.dispose();
     deltas.dispose();
-    return filterProposals(anchors, obj, del, imageSize, {
+    return this.filter(anchors, obj, del, imageSize, proposalFilter);
+  }
+
+  /** {@linkcode filterProposals} with this RPN's settings. */
+  filter(
+    anchors: Float32Array,
+    objectness: Float32Array,
+    deltas: Float32Array,
+    imageSize: [number, number],
+    proposalFilter: ProposalFilter,
+  ): Proposals {
+    return filterProposals(anchors, objectness, deltas, imageSize, {
       ...this.config,
       proposalFilter,
     });
   }
+}
+
+/** RPN training targets of one image. */
+export interface RPNTargets {
+  /** `[A]` 1 foreground, 0 background, −1 ignored. */
+  labels: Float32Array;
+  /** `[A·4]` encoded matched gt boxes (BoxCoder(1,1,1,1)); zero where no gt exists. */
+  regressionTargets: Float32Array;
+  /** Sampled positive anchors. */
+  sampledPos: Int32Array;
+  /** Sampled negative anchors. */
+  sampledNeg: Int32Array;
+}
+
+/**
+ * torchvision's `assign_targets_to_anchors` + sampling: Matcher(0.7, 0.3) with low-quality
+ * matches, then the balanced sampler (256 anchors, 50% positive) drawing from `rng`.
+ *
+ * @param anchors `[A·4]` anchors
+ * @param gtBoxes `[G·4]` gt boxes (resized-image frame)
+ * @param config RPN thresholds and sampler settings
+ * @param rng random source of the sampler
+ */
+export function assignRpnTargets(
+  anchors: Float32Array,
+  gtBoxes: Float32Array,
+  config: Pick<RPNConfig, "fgIouThresh" | "bgIouThresh" | "batchSizePerImage" | "positiveFraction">,
+  rng: Rng,
+): RPNTargets {
+  const a = anchors.length / 4, g = gtBoxes.length / 4;
+  const labels = new Float32Array(a);
+  const regressionTargets = new Float32Array(a * 4);
+  if (g > 0) {
+    const matcher = new Matcher(config.fgIouThresh, config.bgIouThresh, true);
+    const matches = matcher.match(boxIoU(gtBoxes, anchors), g);
+    const matched = new Float32Array(a * 4);
+    for (let i = 0; i < a; i++) {
+      const m = matches[i];
+      labels[i] = m >= 0 ? 1 : m === Matcher.BETWEEN_THRESHOLDS ? -1 : 0;
+      const j = Math.max(m, 0);
+      matched.set(gtBoxes.subarray(j * 4, j * 4 + 4), i * 4);
+    }
+    regressionTargets.set(RPN_CODER.encode(matched, anchors));
+  }
+  const sampler = new BalancedPositiveNegativeSampler(
+    config.batchSizePerImage,
+    config.positiveFraction,
+  );
+  const [s] = sampler.sample([labels], rng);
+  return { labels, regressionTargets, sampledPos: s.positive, sampledNeg: s.negative };
 }
