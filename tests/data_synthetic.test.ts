@@ -70,6 +70,25 @@ Deno.test("class balance is met exactly (largest remainder) and the split is str
   assert.throws(() => assignClasses(3, [0, 0, 0]), /classBalance/);
   const s = synthesizeCT({ seed: 3, size: 48, n: 6, classBalance: [0, 0, 1] });
   assert.ok(s.every((x) => x.classId === 2));
+  // Held-out division: round(0.2 * n) per set, proportional to the classes, disjoint from train.
+  const dir = await Deno.makeTempDir({ prefix: "ssm_split_" });
+  await writeSyntheticDataset({ outDir: dir, nCls: 30, nSeg: 20, size: 48, seed: 8, workers: 0 });
+  const read = async (f: string) => (await Deno.readTextFile(join(dir, f))).trim().split("\n");
+  const clsTest = await read("cls/test.txt"), clsTrain = await read("cls/train.txt");
+  assert.equal(clsTest.length, 6);
+  assert.equal(clsTrain.length, 24);
+  assert.deepEqual(
+    [0, 1, 2].map((k) => clsTest.filter((l) => l.split(" ")[1] === String(k)).length),
+    [2, 2, 2],
+  );
+  const segTest = await read("seg/test.txt"), segTrain = await read("seg/train.txt");
+  assert.equal(segTest.length, 4);
+  assert.equal(new Set([...segTest, ...segTrain]).size, 20);
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
+  // segBalance [0.2, 0.4, 0.4] of 20 = 4/8/8, so the 4 test slices are 1/2/1 or 0/2/2 ... never 3+ of one.
+  const perClass = [0, 1, 2].map((k) => segTest.filter((n) => meta.segClasses[n] === k).length);
+  assert.ok(Math.max(...perClass) <= 2, `seg test classes ${perClass}`);
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("lesions depend on the class as specified", () => {

@@ -28,6 +28,7 @@ Options:
   --test-fraction F    held-out fraction of each set (default 0.2)
   --workers W          worker threads (default: CPU count for 64+ slices)
   --grid FILE          also write a sample grid PNG (3 classes x 4 slices, lesion outlines)
+  --grid-tile PX       tile side of the grid (default: min(size, 256))
   -h, --help           show this help
 `;
 
@@ -55,6 +56,7 @@ export async function main(args: string[]): Promise<number> {
         "test-fraction": { type: "string" },
         workers: { type: "string" },
         grid: { type: "string" },
+        "grid-tile": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -73,7 +75,8 @@ export async function main(args: string[]): Promise<number> {
     const seed = int("seed", values.seed, 0);
     if (!values.out && !values.grid) throw new Error("--out DIR is required (see --help)");
     if (values.grid) {
-      await writeSampleGrid(values.grid, { seed, size: Math.min(size, 256), perClass: 4 });
+      const tile = int("grid-tile", values["grid-tile"], Math.min(size, 256), 32);
+      await writeSampleGrid(values.grid, { seed, size: tile, perClass: 4 });
       console.log(`wrote ${values.grid}`);
     }
     if (values.out) {
