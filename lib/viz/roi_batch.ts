@@ -60,6 +60,20 @@ export interface RoiBatchFigureOptions {
   boxThickness?: number;
 }
 
+/** A rendered RoI batch figure and where its panels lie (canvas pixels). */
+export interface RoiBatchFigure extends RgbaImage {
+  /** Top-left corner of the slice. */
+  imageX: number;
+  /** Top-left corner of the slice. */
+  imageY: number;
+  /** Left edge of the heatmap (its top is `imageY`). */
+  heatmapX: number;
+  /** Width of one heatmap cell. */
+  cellWidth: number;
+  /** Height of one heatmap row. */
+  cellHeight: number;
+}
+
 /** The column names of a RoI batch row. */
 export const ROI_BATCH_COLUMNS: readonly string[] = ["score", "dx", "dy", "dw", "dh"];
 
@@ -115,7 +129,7 @@ function validate(input: RoiBatchFigureInput): number {
 export function renderRoiBatch(
   input: RoiBatchFigureInput,
   opts: RoiBatchFigureOptions = {},
-): RgbaImage {
+): RoiBatchFigure {
   const rows = validate(input);
   const { image } = input;
   const s = Math.max(1, Math.floor(opts.textScale ?? (image.width >= 384 ? 2 : 1)));
@@ -173,7 +187,7 @@ export function renderRoiBatch(
   drawText(c, "#1", rankLabelX, top, GREY, s);
   drawText(c, `#${rows}`, rankLabelX, top + heatH - LINE_HEIGHT * s + s, GREY, s);
   drawText(c, footer, m, top + bodyH + m, GREY, s);
-  return c;
+  return { ...c, imageX: m, imageY: top, heatmapX: heatX, cellWidth: cellW, cellHeight: cellH };
 }
 
 /** {@linkcode renderRoiBatch} encoded as PNG bytes. */
