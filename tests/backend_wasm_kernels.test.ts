@@ -185,12 +185,10 @@ Deno.test("the wasm kernels free their intermediates", async () => {
       )([x, f])
     );
   tf.dispose(step());
-  const bytes = (tf.memory() as { numBytesInWASM?: number }).numBytesInWASM;
   const tensors = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) tf.dispose(step());
   assert.equal(tf.memory().numTensors, tensors);
   const backend = tf.backend() as unknown as { dataIdMap: { numDataIds(): number } };
   assert.equal(backend.dataIdMap.numDataIds(), tensors);
-  void bytes;
   tf.dispose([x, f]);
 });

@@ -41,9 +41,16 @@ export interface BackendInfo {
 
 /** Error raised when a requested backend cannot be loaded; the message says how to fix it. */
 export class BackendUnavailableError extends Error {
-  /** @param backend the backend that failed @param reason why */
-  constructor(readonly backend: string, reason: string) {
+  /** The backend that failed to load. */
+  readonly backend: string;
+  /**
+   * Creates the error.
+   * @param backend the backend that failed
+   * @param reason why it failed and how to fix it
+   */
+  constructor(backend: string, reason: string) {
     super(`backend '${backend}' is not available: ${reason}`);
+    this.backend = backend;
     this.name = "BackendUnavailableError";
   }
 }

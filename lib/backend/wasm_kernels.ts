@@ -20,6 +20,10 @@
  * - `UnsortedSegmentSum`: `ScatterNd` (which accumulates duplicates); ids outside
  *   `[0, numSegments)` are dropped as in TensorFlow.
  *
+ * The data movement (the transposes, the im2col slabs, picking sub-filters, interleaving phases)
+ * is done in JavaScript directly on the wasm heap: the backend's `StridedSlice`, 2-D and rank>4
+ * `Transpose` kernels are slow enough to halve the throughput otherwise.
+ *
  * Every kernel is a normal tfjs kernel, so gradients computed with `tf.grads` are the same
  * functions on every backend; the test suite checks each against the `cpu` backend.
  *

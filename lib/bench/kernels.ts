@@ -191,13 +191,29 @@ export interface KernelBenchOptions {
   onRow?: (row: KernelBenchRow) => void;
 }
 
-/** The default backend list: everything but `cpu` (one 128x128x64 backward pass takes minutes). */
+/**
+ * The default backend list: everything but `cpu` (one 128x128x64 backward pass takes minutes);
+ * a software WebGPU adapter is skipped too unless `webgpu` is asked for.
+ */
 export const DEFAULT_BENCH_BACKENDS: readonly Exclude<BackendName, "auto">[] = [
   "tensorflow-gpu",
   "tensorflow",
   "webgpu",
   "wasm",
 ];
+
+/** True when the WebGPU adapter is a software fallback (Mesa's llvmpipe). */
+async function softwareAdapter(): Promise<boolean> {
+  // deno-lint-ignore no-explicit-any
+  const gpu = (navigator as any).gpu;
+  if (!gpu) return false;
+  try {
+    const adapter = await gpu.requestAdapter();
+    return Boolean(adapter?.isFallbackAdapter || adapter?.info?.isFallbackAdapter);
+  } catch {
+    return false;
+  }
+}
 
 async function timeMedian(reps: number, f: () => tf.Tensor): Promise<number> {
   const once = async () => {
@@ -331,6 +347,15 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   );
   const includeMatMul = !options.only || options.only.some((o) => "matMul".includes(o));
   for (const backend of options.backends ?? DEFAULT_BENCH_BACKENDS) {
+    if (!options.backends && backend === "webgpu" && await softwareAdapter()) {
+      result.backends.push({
+        name: backend,
+        ok: false,
+        reason:
+          "software WebGPU adapter (e.g. llvmpipe), slow; pass --backend webgpu to measure it",
+      });
+      continue;
+    }
     try {
       await initBackend(backend);
     } catch (e) {
