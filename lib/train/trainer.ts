@@ -309,78 +309,93 @@ export class Trainer {
     return this.clsOrder[pos];
   }
 
+  /**
+   * The segmentation step on one random slice with lesions: returns the summed loss and its
+   * five parts. Updates every parameter except module S and the classification branch.
+   */
+  async segmentationStep(): Promise<{ total: number; parts: number[] }> {
+    const model = this.model;
+    const lesions = await this.lesionIndices();
+    const sample = await this.data.seg.get(lesions[this.rng.int(0, lesions.length)]);
+    const target: SegmentationTarget = {
+      boxes: Float32Array.from(sample.instances.flatMap((i) => Array.from(i.box))),
+      labels: Int32Array.from(sample.instances.map((i) => i.label)),
+      masks: sample.instances.map((i) => i.mask),
+    };
+    model.setTraining(true);
+    const parts: number[] = [];
+    let seg: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      seg = tf.variableGrads(() => {
+        const l = segmentationLosses(model, sample.image, target, this.rng);
+        parts.push(
+          ...[l.lossObjectness, l.lossRpnBoxReg, l.lossClassifier, l.lossBoxReg, l.lossMask]
+            .map((t) => t.dataSync()[0]),
+        );
+        return l.total;
+      }, this.segParams.map(([, p]) => p.variable));
+    } finally {
+      model.setTraining(false);
+    }
+    const total = seg.value.dataSync()[0];
+    try {
+      if (!Number.isFinite(total)) {
+        throw new NonFiniteLossError(this.iteration + 1, "segmentation", this.lastCheckpoint);
+      }
+      this.applyGrads(this.segParams, seg.grads);
+    } finally {
+      tf.dispose([seg.value, ...Object.values(seg.grads)]);
+    }
+    return { total, parts };
+  }
+
+  /**
+   * The classification step on the next slice of the epoch's order: batch norm on running
+   * statistics, BCE-with-logits on the one-hot class; updates S plus the update rule's set.
+   * Returns the loss.
+   */
+  async classificationStep(): Promise<number> {
+    const sample = await this.data.cls!.get(this.nextClsIndex());
+    const cls = tf.variableGrads(
+      () => classificationLoss(this.model.classify(sample.image), sample.label),
+      this.clsParams.map(([, p]) => p.variable),
+    );
+    const loss = cls.value.dataSync()[0];
+    try {
+      if (!Number.isFinite(loss)) {
+        throw new NonFiniteLossError(this.iteration + 1, "classification", this.lastCheckpoint);
+      }
+      this.applyGrads(this.clsParams, cls.grads);
+    } finally {
+      tf.dispose([cls.value, ...Object.values(cls.grads)]);
+    }
+    return loss;
+  }
+
   /** Runs one iteration (both steps) and returns its log record. */
   async step(): Promise<IterationLog> {
     const t0 = performance.now();
     const c = this.config;
-    const model = this.model;
-    const perEpoch = this.iterationsPerEpoch();
-    this.epoch = Math.floor(this.iteration / perEpoch);
-    const it = this.iteration + 1;
-
-    // Segmentation step.
-    const lesions = await this.lesionIndices();
-    const segSample = await this.data.seg.get(lesions[this.rng.int(0, lesions.length)]);
-    const target: SegmentationTarget = {
-      boxes: Float32Array.from(segSample.instances.flatMap((i) => Array.from(i.box))),
-      labels: Int32Array.from(segSample.instances.map((i) => i.label)),
-      masks: segSample.instances.map((i) => i.mask),
-    };
-    model.setTraining(true);
-    const parts: number[] = [];
-    const segVars = this.segParams.map(([, p]) => p.variable);
-    const seg = tf.variableGrads(() => {
-      const l = segmentationLosses(model, segSample.image, target, this.rng);
-      parts.push(
-        ...[l.lossObjectness, l.lossRpnBoxReg, l.lossClassifier, l.lossBoxReg, l.lossMask].map((
-          t,
-        ) => t.dataSync()[0]),
-      );
-      return l.total;
-    }, segVars);
-    model.setTraining(false);
-    const segLoss = seg.value.dataSync()[0];
-    if (!Number.isFinite(segLoss)) {
-      tf.dispose([seg.value, ...Object.values(seg.grads)]);
-      throw new NonFiniteLossError(it, "segmentation", this.lastCheckpoint);
-    }
-    this.applyGrads(this.segParams, seg.grads);
-    tf.dispose([seg.value, ...Object.values(seg.grads)]);
-
+    this.epoch = Math.floor(this.iteration / this.iterationsPerEpoch());
+    const seg = await this.segmentationStep();
     let copied = false;
-    if (c.regime === "scratch" && segLoss < this.bestSegLoss) {
-      this.bestSegLoss = segLoss;
-      copySegmentationBranch(model);
+    if (c.regime === "scratch" && seg.total < this.bestSegLoss) {
+      this.bestSegLoss = seg.total;
+      copySegmentationBranch(this.model);
       copied = true;
     }
-
-    // Classification step.
-    let clsLoss: number | null = null;
-    if (c.regime !== "stage1") {
-      const sample = await this.data.cls!.get(this.nextClsIndex());
-      const clsVars = this.clsParams.map(([, p]) => p.variable);
-      const cls = tf.variableGrads(
-        () => classificationLoss(model.classify(sample.image), sample.label),
-        clsVars,
-      );
-      clsLoss = cls.value.dataSync()[0];
-      if (!Number.isFinite(clsLoss)) {
-        tf.dispose([cls.value, ...Object.values(cls.grads)]);
-        throw new NonFiniteLossError(it, "classification", this.lastCheckpoint);
-      }
-      this.applyGrads(this.clsParams, cls.grads);
-      tf.dispose([cls.value, ...Object.values(cls.grads)]);
-    }
-    this.iteration = it;
+    const clsLoss = c.regime === "stage1" ? null : await this.classificationStep();
+    this.iteration += 1;
+    const [lossObjectness, lossRpnBoxReg, lossClassifier, lossBoxReg, lossMask] = seg.parts;
     return {
-      iteration: it,
+      iteration: this.iteration,
       epoch: this.epoch,
-      segLoss,
-      lossObjectness: parts[0],
-      lossRpnBoxReg: parts[1],
-      lossClassifier: parts[2],
-      lossBoxReg: parts[3],
-      lossMask: parts[4],
+      segLoss: seg.total,
+      lossObjectness,
+      lossRpnBoxReg,
+      lossClassifier,
+      lossBoxReg,
+      lossMask,
       clsLoss,
       copied,
       seconds: (performance.now() - t0) / 1000,

@@ -1,0 +1,163 @@
+import * as tf from "@tensorflow/tfjs-core";
+import assert from "node:assert/strict";
+import { buildSSM, initBackend } from "../mod.ts";
+import { type Regime, Trainer } from "../lib/train/trainer.ts";
+import { openData, type OpenedData } from "../lib/train/datasets.ts";
+import type { UpdateRule } from "../lib/train/param_groups.ts";
+import type { SSMVariant } from "../lib/config.ts";
+
+await initBackend("wasm");
+
+const SIZE = 64;
+const data: OpenedData = await openData(
+  { size: SIZE, synthetic: { nCls: 12, nSeg: 8, seed: 5 } },
+  "train",
+);
+
+function makeModel(variant: SSMVariant, size = SIZE) {
+  return buildSSM({ variant, transform: { minSize: size, maxSize: 2 * size }, seed: 1 });
+}
+
+function snapshot(model: ReturnType<typeof makeModel>): Map<string, Float32Array> {
+  return new Map(
+    model.namedParameters().filter(([, p]) => !p.isBuffer).map((
+      [n, p],
+    ) => [n, p.variable.dataSync() as Float32Array]),
+  );
+}
+
+function changed(a: Map<string, Float32Array>, b: Map<string, Float32Array>): Set<string> {
+  const out = new Set<string>();
+  for (const [n, x] of a) {
+    const y = b.get(n)!;
+    for (let i = 0; i < x.length; i++) {
+      if (x[i] !== y[i]) {
+        out.add(n);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+const isS = (n: string) => n.startsWith("s2new.");
+const isS2 = (n: string) => /^roi_heads\.box_(head|predictor)_s2\./.test(n);
+const isBackbone = (n: string) => n.startsWith("backbone.");
+
+for (
+  const [regime, rule] of [
+    ["scratch", "s+backbone"],
+    ["scratch", "s"],
+    ["parallel", "s+bn"],
+    ["single", "s+backbone"],
+  ] as [Regime, UpdateRule][]
+) {
+  Deno.test(`each step updates exactly its parameters (${regime}, ${rule})`, async () => {
+    const variant = regime as SSMVariant;
+    const model = makeModel(variant);
+    const trainer = new Trainer(
+      model,
+      { regime, updateRule: rule, lr: 1e-3, progress: false },
+      data,
+    );
+    const s0 = snapshot(model);
+    if (regime === "parallel") {
+      // The frozen classification branch starts as a copy of the segmentation branch.
+      for (const [n, v] of s0) {
+        if (isS2(n)) assert.deepEqual(v, s0.get(n.replace("_s2", ""))!, n);
+      }
+    }
+    await trainer.segmentationStep();
+    const s1 = snapshot(model);
+    const segChanged = changed(s0, s1);
+    for (const n of s0.keys()) {
+      if (isS(n) || isS2(n)) assert.ok(!segChanged.has(n), `segmentation step changed ${n}`);
+      else if (!n.startsWith("rpn.")) {
+        assert.ok(segChanged.has(n), `segmentation step left ${n} unchanged`);
+      }
+    }
+    await trainer.classificationStep();
+    const s2 = snapshot(model);
+    const clsChanged = changed(s1, s2);
+    for (const n of s0.keys()) {
+      const expected = isS(n) ||
+        (rule === "s+backbone" && isBackbone(n)) ||
+        (rule === "s+bn" && isBackbone(n) && /(bn\d|downsample\.1)\.(weight|bias)$/.test(n));
+      assert.equal(
+        clsChanged.has(n),
+        expected,
+        `classification step (${rule}) ${expected ? "left" : "changed"} ${n}`,
+      );
+    }
+    if (regime === "scratch") {
+      // A full iteration copies the segmentation branch into the classification branch on a new best loss.
+      const log = await trainer.step();
+      assert.ok(log.copied);
+      const s3 = snapshot(model);
+      for (const [n, v] of s3) if (isS2(n)) assert.deepEqual(v, s3.get(n.replace("_s2", ""))!, n);
+    }
+    trainer.optimizer.dispose();
+    model.dispose();
+  });
+}
+
+Deno.test("tensor count stays flat across 50 training iterations", async () => {
+  const model = makeModel("scratch");
+  const trainer = new Trainer(model, {
+    regime: "scratch",
+    lr: 1e-4,
+    iterations: 50,
+    progress: false,
+  }, data);
+  await trainer.step();
+  const base = tf.memory().numTensors;
+  const counts: number[] = [];
+  await trainer.run(() => counts.push(tf.memory().numTensors));
+  assert.equal(trainer.iteration, 50);
+  assert.ok(counts.every((c) => c === base), `tensor counts ${[...new Set(counts)]} vs ${base}`);
+  trainer.optimizer.dispose();
+  model.dispose();
+});
+
+Deno.test("a resumed run ends with the same weights as the uninterrupted one", async () => {
+  const dirA = await Deno.makeTempDir(), dirB = await Deno.makeTempDir();
+  try {
+    const run = async (dir: string, iterations: number, resume: boolean) => {
+      const model = makeModel("scratch");
+      const t = new Trainer(
+        model,
+        {
+          regime: "scratch",
+          lr: 1e-3,
+          iterations,
+          seed: 7,
+          outDir: dir,
+          progress: false,
+          checkpointEvery: 0,
+        },
+        data,
+      );
+      if (resume) assert.ok(t.resume(), "no checkpoint to resume from");
+      await t.run();
+      const w = snapshot(model);
+      const buffers = model.namedParameters().filter(([, p]) => p.isBuffer).map(([, p]) =>
+        p.variable.dataSync()
+      );
+      t.optimizer.dispose();
+      model.dispose();
+      return { w, buffers };
+    };
+    const full = await run(dirA, 4, false);
+    await run(dirB, 2, false);
+    const resumed = await run(dirB, 4, true);
+    assert.equal(changed(full.w, resumed.w).size, 0, "weights differ after resume");
+    full.buffers.forEach((b, i) => assert.deepEqual(b, resumed.buffers[i]));
+    const log = Deno.readTextFileSync(`${dirB}/train_log.jsonl`).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual(log.map((l) => l.iteration), [1, 2, 3, 4]);
+  } finally {
+    await Deno.remove(dirA, { recursive: true });
+    await Deno.remove(dirB, { recursive: true });
+  }
+});
