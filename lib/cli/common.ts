@@ -8,7 +8,7 @@
  * configuration comes from the `ssm_config` metadata the toolkit writes; a file without it
  * (e.g. converted from the authors' `.pth`) is read as the paper's configuration (ResNet18,
  * 3 stages, two branches), except where its tensor names and shapes say otherwise (depth,
- * stages, one or two box branches, FPN width); command-line overrides win over both.
+ * stages, one or two box branches, layer widths); command-line overrides win over both.
  *
  * @example
  * ```ts
@@ -88,6 +88,8 @@ export class ProgressBar {
   private readonly tty: boolean;
 
   /**
+   * A bar at zero.
+   *
    * @param total number of steps
    * @param label prefix of the line
    * @param io where to write (default the console)
@@ -206,7 +208,8 @@ export function resolveCheckpointPath(path: string): string {
 
 /**
  * The architecture the tensor names and shapes of a state dict imply (depth, stages, one or two
- * box branches, FPN width); fields it cannot tell are left out.
+ * box branches, FPN width, head widths, classes, RoI batch rows); fields it cannot tell are left
+ * out. For the authors' checkpoints this is the paper's configuration.
  */
 export function inferConfigFromStateDict(stateDict: Map<string, HostTensor>): SSMConfigInput {
   const names = [...stateDict.keys()];
@@ -229,6 +232,23 @@ export function inferConfigFromStateDict(stateDict: Map<string, HostTensor>): SS
   if (has(/^roi_heads\.box_head\./)) {
     out.variant = has(/^roi_heads\.box_head_s2\./) ? "parallel" : "single";
   }
+  const dim = (name: string, axis: number) => stateDict.get(name)?.shape[axis];
+  const roiHeads: SSMConfigInput["roiHeads"] = {};
+  const rep = dim("roi_heads.box_head.fc7.weight", 0);
+  if (rep !== undefined) roiHeads.representationSize = rep;
+  const k = dim("roi_heads.box_predictor.cls_score.weight", 0);
+  if (k !== undefined) roiHeads.numClasses = k;
+  const maskCh = dim("roi_heads.mask_head.mask_fcn1.weight", 0) ??
+    dim("roi_heads.mask_head.0.0.weight", 0);
+  if (maskCh !== undefined) roiHeads.maskHeadChannels = maskCh;
+  if (Object.keys(roiHeads).length) out.roiHeads = roiHeads;
+  const s: SSMConfigInput["s"] = {};
+  const sRep = dim("s2new.fc_scores.weight", 0), sIn = dim("s2new.fc_scores.weight", 1);
+  if (sRep !== undefined) s.representationSize = sRep;
+  if (sIn !== undefined && sIn % 5 === 0) s.boxDetections = sIn / 5;
+  const classes = dim("s2new.fc_scores_img.weight", 0);
+  if (classes !== undefined) s.numImageClasses = classes;
+  if (Object.keys(s).length) out.s = s;
   return out;
 }
 
