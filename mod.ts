@@ -41,3 +41,5 @@ export * from "./lib/train/adam.ts";
 export * from "./lib/summary.ts";
 export * from "./lib/train/param_groups.ts";
 export * from "./lib/metrics/mod.ts";
+export * from "./lib/viz/mod.ts";
+export * from "./lib/progress.ts";

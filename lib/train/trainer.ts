@@ -40,7 +40,7 @@ import {
 } from "./param_groups.ts";
 import type { Module, Parameter } from "../nn/module.ts";
 import { latestCheckpoint, loadCheckpoint, type LoopState, saveCheckpoint } from "./checkpoint.ts";
-import { Progress } from "./progress.ts";
+import { ProgressBar } from "../progress.ts";
 import { saveWeights, SSM_CONFIG_KEY } from "../nn/weights.ts";
 import type { GreyImage } from "../transform.ts";
 
@@ -427,7 +427,9 @@ export class Trainer {
       Deno.mkdirSync(c.outDir, { recursive: true });
       logFile = Deno.openSync(join(c.outDir, "train_log.jsonl"), { append: true, create: true });
     }
-    const progress = c.progress ? new Progress(total - this.iteration, `train ${c.regime}`) : null;
+    const progress = c.progress
+      ? new ProgressBar(total - this.iteration, `train ${c.regime}`)
+      : null;
     const enc = new TextEncoder();
     const smooth: Record<string, number> = {};
     const ema = (
@@ -450,7 +452,6 @@ export class Trainer {
         if (c.checkpointEvery > 0 && this.iteration % c.checkpointEvery === 0) this.checkpoint();
       }
     } finally {
-      progress?.done();
       logFile?.close();
     }
     if (c.outDir) {
