@@ -161,3 +161,111 @@ Deno.test("a resumed run ends with the same weights as the uninterrupted one", a
     await Deno.remove(dirB, { recursive: true });
   }
 });
+
+Deno.test("a non-finite loss stops the run with its iteration and leaves the last checkpoint intact", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = makeModel("scratch");
+    const t = new Trainer(
+      model,
+      {
+        regime: "scratch",
+        lr: 1e-4,
+        iterations: 5,
+        outDir: dir,
+        progress: false,
+        checkpointEvery: 2,
+      },
+      data,
+    );
+    let poisoned = false;
+    await assert.rejects(
+      () =>
+        t.run((log) => {
+          if (log.iteration === 3 && !poisoned) {
+            // Corrupt a weight after iteration 3 (the last checkpoint is iteration 2's):
+            // iteration 4 must stop before updating.
+            poisoned = true;
+            const w = model.rpn.head.clsLogits.bias!;
+            w.assign(tf.fill(w.shape, NaN));
+          }
+        }),
+      (e: Error) => {
+        assert.equal(e.name, "NonFiniteLossError");
+        assert.match(e.message, /iteration 4/);
+        assert.match(e.message, /iter-0000002/);
+        return true;
+      },
+    );
+    assert.equal(t.iteration, 3);
+    const latest = Deno.readTextFileSync(`${dir}/checkpoints/latest`).trim();
+    assert.equal(latest, "iter-0000002");
+    const fresh = makeModel("scratch");
+    const t2 = new Trainer(fresh, { regime: "scratch", outDir: dir, progress: false }, data);
+    assert.ok(t2.resume());
+    assert.equal(t2.iteration, 2);
+    const bias = fresh.rpn.head.clsLogits.bias!.dataSync();
+    assert.ok(Array.from(bias).every(Number.isFinite), "the checkpoint holds the poisoned weights");
+    t.optimizer.dispose();
+    t2.optimizer.dispose();
+    model.dispose();
+    fresh.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the train CLI writes a final checkpoint and exits cleanly on Ctrl-C", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cmd = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../lib/cli/train.ts", import.meta.url).pathname,
+        "--regime",
+        "scratch",
+        "--size",
+        String(SIZE),
+        "--synthetic-cls",
+        "12",
+        "--synthetic-seg",
+        "8",
+        "--seed",
+        "5",
+        "--iterations",
+        "500",
+        "--checkpoint-every",
+        "0",
+        "--backend",
+        "wasm",
+        "--out",
+        dir,
+        "--quiet",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const child = cmd.spawn();
+    // Wait for the first logged iteration, then interrupt.
+    const log = `${dir}/train_log.jsonl`;
+    for (let i = 0; i < 600; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      try {
+        if (Deno.readTextFileSync(log).trim().length > 0) break;
+      } catch { /* not yet */ }
+    }
+    child.kill("SIGINT");
+    const { code, stderr } = await child.output();
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, err);
+    assert.match(err, /interrupted/);
+    const latest = Deno.readTextFileSync(`${dir}/checkpoints/latest`).trim();
+    const state = JSON.parse(Deno.readTextFileSync(`${dir}/checkpoints/${latest}/state.json`));
+    const lines = Deno.readTextFileSync(log).trim().split("\n");
+    assert.equal(state.iteration, lines.length);
+    assert.ok(state.iteration >= 1 && state.iteration < 500);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
