@@ -1,0 +1,176 @@
+/**
+ * Settings of a reproduction run. `paper` is the paper's protocol (512 px, Adam lr 1e-5, weight
+ * decay 1e-3, 50 epochs of stage-I pretraining and 50 epochs of single-shot training over the
+ * classification set, update rule S + backbone, every model setting at the paper's value) and
+ * needs the real data and a GPU backend. `quick` is a reduced version that runs on the embedded
+ * synthetic data on a 2-core CPU with the wasm backend; every departure from the paper is listed
+ * in {@linkcode ReproProfile.reduced} and printed with the tables.
+ *
+ * @example
+ * ```ts
+ * import { QUICK_PROFILE, modelConfigFor } from "./profiles.ts";
+ * console.log(QUICK_PROFILE.reduced.join("; "));
+ * const cfg = modelConfigFor(QUICK_PROFILE, 18, 3, "scratch");
+ * console.log(cfg.transform?.minSize);
+ * ```
+ *
+ * @module
+ */
+
+import type { SSMConfigInput, SSMVariant } from "../config.ts";
+import type { UpdateRule } from "../train/param_groups.ts";
+
+/** Training settings of one stage. */
+export interface StageSettings {
+  /** Epochs (over the classification set; the segmentation set for stage I). */
+  epochs: number;
+  /** Iteration cap (null: epochs decide). */
+  iterations: number | null;
+  /** Adam learning rate. */
+  lr: number;
+  /** Adam weight decay (added to the gradient). */
+  weightDecay: number;
+}
+
+/** A reproduction profile. */
+export interface ReproProfile {
+  /** Profile name. */
+  name: "quick" | "paper";
+  /** Model input size (slices are resized to `size x size`). */
+  size: number;
+  /** Model settings applied to every variant (on top of the paper's defaults). */
+  model: SSMConfigInput;
+  /** Stage-I (segmentation-only) pretraining. */
+  stage1: StageSettings;
+  /** Single-shot training of each variant. */
+  train: StageSettings;
+  /** Classification-step update rule. */
+  updateRule: UpdateRule;
+  /** Instances need area > minArea pixels at the model size. */
+  minArea: number;
+  /** Synthetic data used when no data paths are given (null: real data required). */
+  synthetic: { nCls: number; nSeg: number; seed: number } | null;
+  /** Seed of initialisation, data order and samplers. */
+  seed: number;
+  /** COCO detections-per-image limit of the evaluation. */
+  maxDets: number;
+  /** Departures from the paper's protocol, one line each (empty for `paper`). */
+  reduced: string[];
+}
+
+/** The paper's protocol (real data, GPU backend). */
+export const PAPER_PROFILE: ReproProfile = {
+  name: "paper",
+  size: 512,
+  model: {},
+  stage1: { epochs: 50, iterations: null, lr: 1e-5, weightDecay: 1e-3 },
+  train: { epochs: 50, iterations: null, lr: 1e-5, weightDecay: 1e-3 },
+  updateRule: "s+backbone",
+  minArea: 100,
+  synthetic: null,
+  seed: 0,
+  maxDets: 128,
+  reduced: [],
+};
+
+const QUICK_SIZE = 96;
+
+/** The reduced profile for a 2-core CPU on the embedded synthetic data. */
+export const QUICK_PROFILE: ReproProfile = {
+  name: "quick",
+  size: QUICK_SIZE,
+  model: {
+    backbone: { fpnChannels: 64 },
+    anchors: { sizes: [4, 8, 16, 32], aspectRatios: [0.5, 1, 2] },
+    rpn: { preNmsTopN: 150, postNmsTopN: 50 },
+    roiHeads: { batchSizePerImage: 32, maskHeadChannels: 32, maskPoolSize: 7 },
+    s: { boxDetections: 32 },
+  },
+  stage1: { epochs: 50, iterations: 300, lr: 1e-3, weightDecay: 1e-3 },
+  train: { epochs: 50, iterations: 100, lr: 1e-3, weightDecay: 1e-3 },
+  updateRule: "s+backbone",
+  minArea: 22,
+  synthetic: { nCls: 150, nSeg: 60, seed: 0 },
+  seed: 0,
+  maxDets: 128,
+  reduced: [],
+};
+QUICK_PROFILE.reduced = describeReductions(QUICK_PROFILE);
+
+/**
+ * The departures of a profile from the paper's settings, one human-readable line each (model
+ * fields that differ from the defaults, size, schedule, learning rate, data).
+ */
+export function describeReductions(p: ReproProfile): string[] {
+  const out: string[] = [];
+  const paper = PAPER_PROFILE;
+  if (p.size !== paper.size) out.push(`input size ${p.size} px (paper: ${paper.size})`);
+  const m = p.model;
+  const fields: [string, unknown, unknown][] = [
+    ["backbone.fpnChannels", m.backbone?.fpnChannels, 256],
+    ["anchors.sizes", m.anchors?.sizes?.join("/"), "2/4/8/16/32"],
+    ["anchors.aspectRatios", m.anchors?.aspectRatios?.join("/"), "0.1/0.25/0.5/1/1.5/2"],
+    ["rpn.preNmsTopN", m.rpn?.preNmsTopN, 2000],
+    ["rpn.postNmsTopN", m.rpn?.postNmsTopN, 1000],
+    ["rpn.batchSizePerImage", m.rpn?.batchSizePerImage, 256],
+    ["roiHeads.batchSizePerImage", m.roiHeads?.batchSizePerImage, 512],
+    ["roiHeads.maskHeadChannels", m.roiHeads?.maskHeadChannels, 128],
+    ["roiHeads.maskPoolSize", m.roiHeads?.maskPoolSize, 14],
+    ["roiHeads.representationSize", m.roiHeads?.representationSize, 128],
+    ["roiHeads.scoreThresh", m.roiHeads?.scoreThresh, 0.75],
+    ["s.boxDetections", m.s?.boxDetections, 128],
+    ["s.representationSize", m.s?.representationSize, 512],
+  ];
+  for (const [name, v, d] of fields) {
+    if (v !== undefined && v !== d) out.push(`${name} ${v} (paper: ${d})`);
+  }
+  const sched = (s: StageSettings, what: string, ps: StageSettings) => {
+    if (s.iterations !== null) {
+      out.push(`${what}: ${s.iterations} iterations (paper: ${ps.epochs} epochs)`);
+    } else if (s.epochs !== ps.epochs) {
+      out.push(`${what}: ${s.epochs} epochs (paper: ${ps.epochs})`);
+    }
+    if (s.lr !== ps.lr) out.push(`${what}: Adam lr ${s.lr} (paper: ${ps.lr})`);
+    if (s.weightDecay !== ps.weightDecay) {
+      out.push(`${what}: weight decay ${s.weightDecay} (paper: ${ps.weightDecay})`);
+    }
+  };
+  sched(p.stage1, "stage-I pretraining", paper.stage1);
+  sched(p.train, "single-shot training", paper.train);
+  if (p.minArea !== paper.minArea) {
+    out.push(
+      `lesion instances: area > ${p.minArea} px at ${p.size} px (paper: > ${paper.minArea} px at 512)`,
+    );
+  }
+  if (p.synthetic) {
+    out.push(
+      `data: embedded synthetic CT (${p.synthetic.nSeg} segmentation / ${p.synthetic.nCls} ` +
+        `classification slices, 80/20 train/test, seed ${p.synthetic.seed}) instead of ` +
+        "CNCB-NCOV (650/100) and COVIDx-CT (3000 train / 21192 test)",
+    );
+  }
+  return out;
+}
+
+/** The full model configuration input of a variant under a profile. */
+export function modelConfigFor(
+  p: ReproProfile,
+  depth: 18 | 34,
+  stages: 2 | 3,
+  variant: SSMVariant,
+): SSMConfigInput {
+  return {
+    ...p.model,
+    variant,
+    backbone: { ...p.model.backbone, depth, stages },
+    transform: { ...p.model.transform, minSize: p.size, maxSize: Math.max(1024, 2 * p.size) },
+    seed: p.seed,
+  };
+}
+
+/** The profile called `name`. */
+export function profileByName(name: string): ReproProfile {
+  if (name === "quick") return QUICK_PROFILE;
+  if (name === "paper") return PAPER_PROFILE;
+  throw new Error(`--profile: expected quick or paper, got '${name}'`);
+}
