@@ -16,7 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { Module } from "./nn/module.ts";
-import { Conv2d, ConvTranspose2d, Linear } from "./nn/layers.ts";
+import { blocksToImage, Conv2d, ConvTranspose2d, Linear } from "./nn/layers.ts";
 import { SeedSequence } from "./nn/init.ts";
 
 /**
@@ -58,7 +58,7 @@ export class TwoMLPHead extends Module {
     return tf.tidy(() => {
       const r = pooledNHWC.shape[0];
       const x = tf.reshape(pooledNHWC, [r, -1]) as tf.Tensor2D;
-      return tf.relu(this.fc7.apply(tf.relu(this.fc6.apply(x))));
+      return this.fc7.apply(this.fc6.apply(x, "relu"), "relu");
     });
   }
 }
@@ -128,7 +128,7 @@ export class MaskHead extends Module {
 
   /** `[R, 14, 14, in]` → `[R, 14, 14, channels]`. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => tf.relu(this.maskFcn1.apply(x)));
+    return this.maskFcn1.apply(x, "relu");
   }
 }
 
@@ -166,6 +166,15 @@ export class MaskRCNNPredictor extends Module {
 
   /** `[R, 14, 14, in]` → mask logits `[R, 28, 28, numClasses]`. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => this.maskFcnLogits.apply(tf.relu(this.conv5Mask.apply(x))));
+    return tf.tidy(() => {
+      const [n, h, w] = x.shape;
+      const up = this.conv5Mask, fc = this.maskFcnLogits;
+      // The 1x1 logits conv runs per pixel on the upsampled rows in block order, so only the
+      // small logits tensor is interleaved into the image layout.
+      const blocks = up.applyBlocks(x, "relu");
+      const wl = tf.reshape(fc.weight, [fc.inChannels, fc.outChannels]) as tf.Tensor2D;
+      const logits = tf.fused.matMul({ a: blocks, b: wl, bias: fc.bias ?? undefined });
+      return blocksToImage(logits as tf.Tensor2D, n, h, w, up.kernelSize);
+    });
   }
 }

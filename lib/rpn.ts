@@ -17,7 +17,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import { Module } from "./nn/module.ts";
 import { Conv2d } from "./nn/layers.ts";
 import { SeedSequence } from "./nn/init.ts";
@@ -79,7 +79,7 @@ export class RPNHead extends Module {
 
   /** Features `[1, H, W, C]` → objectness and deltas (caller disposes). */
   apply(features: tf.Tensor4D): RPNHeadOutput {
-    const t = tf.tidy(() => tf.relu(this.conv.apply(features)));
+    const t = this.conv.apply(features, "relu");
     const out = { objectness: this.clsLogits.apply(t), deltas: this.bboxPred.apply(t) };
     t.dispose();
     return out;
