@@ -36,6 +36,7 @@ import {
 import type { Rng } from "./rng.ts";
 import { inferScale, roiAlign } from "./roi_align.ts";
 import type { ProposalFilter, RoIHeadsConfig } from "./config.ts";
+import { profiler } from "./bench/profiler.ts";
 
 /**
  * Detections of one image; all arrays have one entry (or 4 for boxes) per detection, in
@@ -260,14 +261,22 @@ export class RoIHeads extends Module {
   ): tf.Tensor3D {
     return tf.tidy(() => {
       const r = labels.length;
-      const pooled = this.pool(features, boxes, imageSize, this.config.maskPoolSize);
-      const logits = this.maskPredictor.apply(this.maskHead.apply(pooled)); // [R, 28, 28, K]
-      const k = logits.shape[3];
-      const oneHot = tf.reshape(
-        tf.cast(tf.oneHot(tf.tensor1d(labels, "int32"), k), "float32"),
-        [r, 1, 1, k],
+      const pooled = profiler.mark(
+        "mask roiAlign",
+        profiler.stage(
+          "roiAlign",
+          () => this.pool(features, boxes, imageSize, this.config.maskPoolSize),
+        ),
       );
-      return tf.sum(tf.mul(logits, oneHot), 3) as tf.Tensor3D;
+      return profiler.stage("mask head", () => {
+        const logits = this.maskPredictor.apply(this.maskHead.apply(pooled)); // [R, 28, 28, K]
+        const k = logits.shape[3];
+        const oneHot = tf.reshape(
+          tf.cast(tf.oneHot(tf.tensor1d(labels, "int32"), k), "float32"),
+          [r, 1, 1, k],
+        );
+        return tf.sum(tf.mul(logits, oneHot), 3) as tf.Tensor3D;
+      });
     });
   }
 }

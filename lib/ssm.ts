@@ -23,7 +23,15 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { Module } from "./nn/module.ts";
 import { SeedSequence } from "./nn/init.ts";
-import { resnetFpnBackbone } from "./backbone.ts";
+import {
+  BasicBlock,
+  Bottleneck,
+  type ResNetBody,
+  ResnetFpnBackbone,
+  resnetFpnBackbone,
+} from "./backbone.ts";
+import { convBatchNormEval, maxPool2d } from "./nn/layers.ts";
+import { profiler } from "./bench/profiler.ts";
 import type { AnchorGenerator } from "./anchors.ts";
 import {
   anchorGenerator,
@@ -158,10 +166,29 @@ export class SSM extends Module {
     return a;
   }
 
+  /**
+   * Backbone + FPN on a normalised batch: the same result as `backbone.forward`, with the stage
+   * timing of the benchmark profiler. In eval mode a ResNet-FPN backbone runs with its batch
+   * norms folded into the convolutions (bias and ReLU fused); in training mode it runs as is.
+   */
+  backboneForward(images: tf.Tensor4D): tf.Tensor4D {
+    const bb = this.backbone;
+    if (!(bb instanceof ResnetFpnBackbone)) {
+      return profiler.mark("backbone", profiler.stage("backbone", () => bb.forward(images)));
+    }
+    return tf.tidy(() => {
+      const c = profiler.mark(
+        "backbone",
+        profiler.stage("backbone", () => bodyForward(bb.body, images)),
+      );
+      return profiler.mark("fpn", profiler.stage("fpn", () => bb.fpn.apply(c)));
+    });
+  }
+
   /** Transforms an image and runs the backbone (one pass). Caller disposes both tensors. */
   private features(image: TransformInput) {
-    const t = this.transform.forward(image);
-    const features = this.backbone.forward(t.images);
+    const t = profiler.stage("transform", () => this.transform.forward(image));
+    const features = this.backboneForward(t.images);
     const [, ph, pw] = t.images.shape;
     const anchors = this.anchorsFor([ph, pw], [features.shape[1], features.shape[2]]);
     return { ...t, features, anchors };
@@ -185,25 +212,30 @@ export class SSM extends Module {
   stages(image: TransformInput): SSMStages {
     const cfg = this.config;
     const { images, features, imageSize, originalSize, anchors } = this.features(image);
-    const proposals = this.rpn.propose(features, anchors, imageSize, cfg.proposalFilter);
-    const pooled = this.roiHeads.pool(
-      features,
-      proposals.boxes,
-      imageSize,
-      cfg.roiHeads.boxPoolSize,
+    const proposals = profiler.stage(
+      "rpn",
+      () => this.rpn.propose(features, anchors, imageSize, cfg.proposalFilter),
     );
-    const seg = this.roiHeads.segmentationBranch(pooled);
+    profiler.note("proposals", proposals.boxes.length / 4);
+    const pooled = profiler.stage("roiAlign", () =>
+      this.roiHeads.pool(
+        features,
+        proposals.boxes,
+        imageSize,
+        cfg.roiHeads.boxPoolSize,
+      ));
+    const [seg, cls] = profiler.stage("box heads", () => {
+      const seg = this.roiHeads.segmentationBranch(pooled);
+      const cls = this.roiHeads.boxHeadS2 ? this.roiHeads.classificationBranch(pooled) : seg;
+      return [seg, cls];
+    });
     const segLogits = seg.classLogits.dataSync() as Float32Array;
     const segReg = seg.boxRegression.dataSync() as Float32Array;
-    let clsLogits = segLogits, clsReg = segReg;
-    let cls = seg;
-    if (this.roiHeads.boxHeadS2) {
-      cls = this.roiHeads.classificationBranch(pooled);
-      clsLogits = cls.classLogits.dataSync() as Float32Array;
-      clsReg = cls.boxRegression.dataSync() as Float32Array;
-    }
+    const clsLogits = cls === seg ? segLogits : cls.classLogits.dataSync() as Float32Array;
+    const clsReg = cls === seg ? segReg : cls.boxRegression.dataSync() as Float32Array;
     pooled.dispose();
     const k = cfg.roiHeads.numClasses;
+    const tPost = performance.now();
     const selection = selectRoIBatch(
       proposals.boxes,
       softmaxRows(clsLogits, k),
@@ -228,6 +260,7 @@ export class SSM extends Module {
       ...cfg.roiHeads,
       proposalFilter: cfg.proposalFilter,
     });
+    if (profiler.enabled) profiler.add("postprocess", performance.now() - tPost);
     return {
       images,
       features,
@@ -253,8 +286,10 @@ export class SSM extends Module {
     this.setTraining(false);
     try {
       const st = this.stages(image);
-      const logits = tf.tidy(() =>
-        this.s.apply(tf.tensor2d(st.roiBatch, [this.config.s.boxDetections, 5]))
+      const logits = profiler.stage(
+        "S",
+        () =>
+          tf.tidy(() => this.s.apply(tf.tensor2d(st.roiBatch, [this.config.s.boxDetections, 5]))),
       );
       const classLogits = logits.dataSync() as Float32Array;
       logits.dispose();
@@ -263,7 +298,7 @@ export class SSM extends Module {
       let probs: Float32Array = new Float32Array(0);
       if (n > 0) {
         const ml = this.roiHeads.maskLogits(st.features, det.boxes, det.labels, st.imageSize);
-        const sig = tf.sigmoid(ml);
+        const sig = profiler.stage("mask head", () => tf.sigmoid(ml));
         probs = sig.dataSync() as Float32Array;
         ml.dispose();
         sig.dispose();
@@ -273,6 +308,7 @@ export class SSM extends Module {
       const boxes = postprocessBoxes(det.boxes, st.imageSize, st.originalSize);
       const m = 2 * this.config.roiHeads.maskPoolSize;
       const masks: PastedMask[] = [];
+      const tPaste = performance.now();
       for (let i = 0; i < n; i++) {
         masks.push(
           pasteMask(
@@ -285,6 +321,7 @@ export class SSM extends Module {
           ),
         );
       }
+      if (profiler.enabled) profiler.add("paste", performance.now() - tPaste);
       const classProbs = softmaxRows(classLogits, classLogits.length);
       let best = 0;
       for (let i = 1; i < classLogits.length; i++) if (classLogits[i] > classLogits[best]) best = i;
@@ -313,28 +350,34 @@ export class SSM extends Module {
     try {
       return tf.tidy(() => {
         const { features, imageSize, anchors } = this.features(image);
-        const proposals = this.rpn.propose(features, anchors, imageSize, cfg.proposalFilter);
-        const pooled = this.roiHeads.pool(
-          features,
-          proposals.boxes,
-          imageSize,
-          cfg.roiHeads.boxPoolSize,
+        const proposals = profiler.stage(
+          "rpn",
+          () => this.rpn.propose(features, anchors, imageSize, cfg.proposalFilter),
         );
-        const cls = this.roiHeads.classificationBranch(pooled);
-        const selection = selectRoIBatch(
-          proposals.boxes,
-          softmaxRows(cls.classLogits.dataSync() as Float32Array, cfg.roiHeads.numClasses),
-          cls.boxRegression.dataSync() as Float32Array,
-          imageSize,
-          this.selectionOptions(),
+        profiler.note("proposals", proposals.boxes.length / 4);
+        const pooled = profiler.mark(
+          "roiAlign",
+          profiler.stage("roiAlign", () =>
+            this.roiHeads.pool(
+              features,
+              proposals.boxes,
+              imageSize,
+              cfg.roiHeads.boxPoolSize,
+            )),
         );
-        const batch = gatherRoIBatch(
-          cls.classLogits,
-          cls.boxRegression,
-          selection,
-          cfg.s.boxDetections,
-        );
-        return this.s.apply(batch);
+        const cls = profiler.stage("box heads", () => this.roiHeads.classificationBranch(pooled));
+        const classLogits = profiler.mark("box heads", cls.classLogits);
+        const batch = profiler.stage("postprocess", () => {
+          const selection = selectRoIBatch(
+            proposals.boxes,
+            softmaxRows(cls.classLogits.dataSync() as Float32Array, cfg.roiHeads.numClasses),
+            cls.boxRegression.dataSync() as Float32Array,
+            imageSize,
+            this.selectionOptions(),
+          );
+          return gatherRoIBatch(classLogits, cls.boxRegression, selection, cfg.s.boxDetections);
+        });
+        return profiler.stage("S", () => this.s.apply(batch));
       });
     } finally {
       this.setTraining(wasTraining);
@@ -363,5 +406,37 @@ export function buildSSM(input: SSMConfigInput | SSMConfig = {}): SSM {
     roiHeads,
     s: sModule(config.s, seeds),
     anchorGenerator: anchors,
+  });
+}
+
+/**
+ * The ResNet trunk; in eval mode every conv + batch norm (+ ReLU) runs as one fused convolution
+ * with folded weights ({@linkcode convBatchNormEval}).
+ */
+function bodyForward(body: ResNetBody, x: tf.Tensor4D): tf.Tensor4D {
+  if (body.training) return body.apply(x);
+  return tf.tidy(() => {
+    let h = maxPool2d(convBatchNormEval(body.conv1, body.bn1, x, "relu"), 3, 2, 1);
+    for (const layer of body.layers) {
+      for (const b of layer.blocks) {
+        const input = h;
+        let y: tf.Tensor4D;
+        if (b instanceof BasicBlock) {
+          y = convBatchNormEval(b.conv1, b.bn1, input, "relu");
+          y = convBatchNormEval(b.conv2, b.bn2, y);
+        } else if (b instanceof Bottleneck) {
+          y = convBatchNormEval(b.conv1, b.bn1, input, "relu");
+          y = convBatchNormEval(b.conv2, b.bn2, y, "relu");
+          y = convBatchNormEval(b.conv3, b.bn3, y);
+        } else {
+          h = b.apply(input);
+          continue;
+        }
+        const ds = b.downsample;
+        const identity = ds ? convBatchNormEval(ds.conv, ds.bn, input) : input;
+        h = tf.relu(tf.add(y, identity));
+      }
+    }
+    return h;
   });
 }

@@ -1,5 +1,11 @@
 /**
- * `deno task bench <subcommand>`: benchmarks.
+ * `deno task bench [inference|train|kernels] [options]`: benchmarks.
+ *
+ * Without a subcommand it runs everything: inference of one 512x512 slice with 128 and with 0
+ * detections, one training iteration at 512 and at 128, and the kernel table, on one backend
+ * (default wasm), each model workload in a fresh process; see `lib/bench/suite.ts`. Options:
+ * `--backend NAME`, `--json FILE`, `--reps N` (default 7), `--size N` (inference size, 512),
+ * `--train-sizes A,B` (512,128), `--only NAME[,NAME]` (kernel shapes).
  *
  * `kernels` measures convolution (forward, input and filter gradients) and matrix product
  * throughput per backend, see `lib/bench/kernels.ts`. Options: `--backend NAME` (one backend;
@@ -15,13 +21,18 @@
  */
 import { BACKEND_FLAG_HELP, parseBackendFlag } from "../backend/mod.ts";
 import { formatKernelTable, runKernelBench } from "../bench/kernels.ts";
+import { formatSuite, runBenchSuite, type SuitePart, type WorkloadSpec } from "../bench/suite.ts";
+import { runInferenceWorkload, runTrainWorkload } from "../bench/workloads.ts";
 
-const USAGE = `usage: deno task bench kernels [options]
+const USAGE = `usage: deno task bench [inference|train|kernels] [options]
+  (no subcommand: inference, train and kernels)
   ${BACKEND_FLAG_HELP}
   --json FILE      also write the results as JSON
-  --reps N         timed runs per measurement, median reported (default 5)
-  --batch N        images per batch for the backbone shapes (default 1)
-  --only A,B       only shapes whose name contains A or B (e.g. "layer1,matMul")`;
+  --reps N         timed runs per measurement (default 7; kernels alone: 5)
+  --size N         inference input size (default 512)
+  --train-sizes L  training sizes, comma-separated (default 512,128)
+  --batch N        kernels: images per batch for the backbone shapes (default 1)
+  --only A,B       kernels: only shapes whose name contains A or B (e.g. "layer1,matMul")`;
 
 function takeValue(args: string[], name: string): string | undefined {
   const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
@@ -53,10 +64,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (sub === "_workload") return await workload(restArgs[0]);
+  if (sub === undefined || sub.startsWith("-") || sub === "inference" || sub === "train") {
+    return await suite(sub === undefined || sub.startsWith("-") ? argv : restArgs, sub);
+  }
   if (sub !== "kernels") {
-    console.log("not yet available: inference/training benchmarks");
+    console.error(`unknown subcommand '${sub}'`);
     console.log(USAGE);
-    return sub === undefined ? 0 : 2;
+    return 2;
   }
   const explicit = restArgs.some((a) => a === "--backend" || a.startsWith("--backend="));
   const { backend, rest } = parseBackendFlag(restArgs);
@@ -82,15 +97,62 @@ export async function main(argv: string[]): Promise<number> {
       ),
   });
   console.log(formatKernelTable(result));
-  if (jsonPath) {
-    const tmp = `${jsonPath}.tmp`;
-    const dir = jsonPath.includes("/") ? jsonPath.slice(0, jsonPath.lastIndexOf("/")) : "";
-    if (dir) Deno.mkdirSync(dir, { recursive: true });
-    Deno.writeTextFileSync(tmp, JSON.stringify(result, null, 2) + "\n");
-    Deno.renameSync(tmp, jsonPath);
-    console.log(`wrote ${jsonPath}`);
-  }
+  if (jsonPath) writeJson(jsonPath, result);
   return result.backends.some((b) => b.ok) ? 0 : 1;
+}
+
+function writeJson(path: string, value: unknown): void {
+  const tmp = `${path}.tmp`;
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+  if (dir) Deno.mkdirSync(dir, { recursive: true });
+  Deno.writeTextFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
+  Deno.renameSync(tmp, path);
+  console.log(`wrote ${path}`);
+}
+
+/** The suite: both inference workloads, the training workloads and the kernel table. */
+async function suite(args: string[], sub: string | undefined): Promise<number> {
+  const { backend, rest } = parseBackendFlag(args);
+  const jsonPath = takeValue(rest, "--json");
+  const reps = positiveInt("--reps", takeValue(rest, "--reps"), 7);
+  const size = positiveInt("--size", takeValue(rest, "--size"), 512);
+  const trainSizes = (takeValue(rest, "--train-sizes") ?? "512,128").split(",").map((v) =>
+    positiveInt("--train-sizes", v, 0)
+  );
+  const only = takeValue(rest, "--only")?.split(",").filter((s) => s.length > 0);
+  if (rest.length) throw new Error(`unknown arguments: ${rest.join(" ")}\n${USAGE}`);
+  const parts: SuitePart[] = sub === "inference"
+    ? ["inference"]
+    : sub === "train"
+    ? ["train"]
+    : ["inference", "train", "kernels"];
+  const result = await runBenchSuite({
+    backend: backend === "auto" ? "wasm" : backend,
+    reps,
+    size,
+    trainSizes,
+    parts,
+    kernelsOnly: only,
+  });
+  console.log(formatSuite(result));
+  if (jsonPath) writeJson(jsonPath, result);
+  return 0;
+}
+
+/** Child-process entry: runs one workload and prints its result as the last stdout line. */
+async function workload(specJson: string | undefined): Promise<number> {
+  if (!specJson) throw new Error("_workload needs a JSON spec");
+  const spec = JSON.parse(specJson) as WorkloadSpec;
+  const r = spec.kind === "inference"
+    ? await runInferenceWorkload({
+      backend: spec.backend,
+      size: spec.size,
+      reps: spec.reps,
+      detections: spec.detections ?? "sat",
+    })
+    : await runTrainWorkload({ backend: spec.backend, size: spec.size, reps: spec.reps });
+  console.log(JSON.stringify(r));
+  return 0;
 }
 
 if (import.meta.main) {

@@ -28,6 +28,7 @@ import { assignRpnTargets } from "../rpn.ts";
 import { selectTrainingSamples } from "../roi_heads.ts";
 import { fastrcnnLoss, maskrcnnLoss, projectMaskOnBox, rpnLoss } from "../losses.ts";
 import type { Rng } from "../rng.ts";
+import { profiler } from "../bench/profiler.ts";
 
 /** Lesion instances of one image, in the image's own pixel frame. */
 export interface SegmentationTarget {
@@ -72,43 +73,57 @@ export function segmentationLosses(
 ): SegmentationLosses {
   const cfg = model.config;
   return tf.tidy(() => {
-    const t = model.transform.forward(image);
-    const features = model.backbone.forward(t.images);
+    const t = profiler.stage("transform", () => model.transform.forward(image));
+    const features = model.backboneForward(t.images);
     const [, ph, pw] = t.images.shape;
     const anchors = model.anchorsFor([ph, pw], [features.shape[1], features.shape[2]]);
     const gtBoxes = resizeBoxes(target.boxes, t.originalSize, t.imageSize);
 
     // RPN: head outputs (with gradient), proposals (without), targets and losses.
-    const { objectness, deltas } = model.rpn.head.apply(features);
-    const numAnchors = anchors.length / 4;
-    const obj = tf.reshape(objectness, [numAnchors]);
-    const del = tf.reshape(deltas, [numAnchors, 4]) as tf.Tensor2D;
-    const proposals = filterFromTensors(model, anchors, obj, del, t.imageSize);
-    const rpnT = assignRpnTargets(anchors, gtBoxes, cfg.rpn, rng);
-    const rpnL = rpnLoss(
-      obj,
-      del,
-      rpnT.labels,
-      rpnT.regressionTargets,
-      rpnT.sampledPos,
-      rpnT.sampledNeg,
-    );
+    const { proposals, rpnL } = profiler.stage("rpn", () => {
+      const { objectness, deltas } = model.rpn.head.apply(features);
+      const numAnchors = anchors.length / 4;
+      const obj = tf.reshape(objectness, [numAnchors]);
+      const del = tf.reshape(deltas, [numAnchors, 4]) as tf.Tensor2D;
+      const proposals = filterFromTensors(model, anchors, obj, del, t.imageSize);
+      const rpnT = assignRpnTargets(anchors, gtBoxes, cfg.rpn, rng);
+      const rpnL = rpnLoss(
+        obj,
+        del,
+        rpnT.labels,
+        rpnT.regressionTargets,
+        rpnT.sampledPos,
+        rpnT.sampledNeg,
+      );
+      rpnL.objectness = profiler.mark("rpn", rpnL.objectness);
+      return { proposals, rpnL };
+    });
 
     // Box branch on the sampled RoIs.
     const samples = selectTrainingSamples(proposals, gtBoxes, target.labels, cfg.roiHeads, rng);
-    const pooled = model.roiHeads.pool(
-      features,
-      samples.proposals,
-      t.imageSize,
-      cfg.roiHeads.boxPoolSize,
+    profiler.note("rois", samples.labels.length);
+    profiler.note("positives", samples.positiveRows.length);
+    const pooled = profiler.mark(
+      "roiAlign",
+      profiler.stage("roiAlign", () =>
+        model.roiHeads.pool(
+          features,
+          samples.proposals,
+          t.imageSize,
+          cfg.roiHeads.boxPoolSize,
+        )),
     );
-    const seg = model.roiHeads.segmentationBranch(pooled);
-    const boxL = fastrcnnLoss(
-      seg.classLogits,
-      seg.boxRegression,
-      samples.labels,
-      samples.regressionTargets,
-    );
+    const { seg, boxL } = profiler.stage("box heads", () => {
+      const seg = model.roiHeads.segmentationBranch(pooled);
+      const boxL = fastrcnnLoss(
+        seg.classLogits,
+        seg.boxRegression,
+        samples.labels,
+        samples.regressionTargets,
+      );
+      boxL.classifier = profiler.mark("box heads", boxL.classifier);
+      return { seg, boxL };
+    });
 
     // Mask branch on the positives: targets are the gt masks RoIAligned onto each proposal
     // (proposals mapped back to the mask's own frame).
@@ -133,9 +148,12 @@ export function segmentationLosses(
       );
     });
     const maskL = pos.length > 0
-      ? maskrcnnLoss(
-        model.roiHeads.maskLogits(features, posBoxes, posLabels, t.imageSize),
-        maskTargets,
+      ? profiler.mark(
+        "mask head",
+        maskrcnnLoss(
+          model.roiHeads.maskLogits(features, posBoxes, posLabels, t.imageSize),
+          maskTargets,
+        ),
       )
       : tf.mul(tf.sum(seg.classLogits), 0) as tf.Scalar;
 

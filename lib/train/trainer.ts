@@ -43,6 +43,7 @@ import { latestCheckpoint, loadCheckpoint, type LoopState, saveCheckpoint } from
 import { ProgressBar } from "../progress.ts";
 import { saveWeights, SSM_CONFIG_KEY } from "../nn/weights.ts";
 import type { GreyImage } from "../transform.ts";
+import { profiler } from "../bench/profiler.ts";
 
 /** Training regimes. */
 export type Regime = "stage1" | "single" | "parallel" | "scratch";
@@ -325,18 +326,27 @@ export class Trainer {
     model.setTraining(true);
     const parts: number[] = [];
     let seg: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    let backwardStart = 0;
     try {
-      seg = tf.variableGrads(() => {
-        const l = segmentationLosses(model, sample.image, target, this.rng);
-        parts.push(
-          ...[l.lossObjectness, l.lossRpnBoxReg, l.lossClassifier, l.lossBoxReg, l.lossMask]
-            .map((t) => t.dataSync()[0]),
-        );
-        return l.total;
-      }, this.segParams.map(([, p]) => p.variable));
+      seg = profiler.section("seg ", () =>
+        tf.variableGrads(() => {
+          const l = segmentationLosses(model, sample.image, target, this.rng);
+          parts.push(
+            ...[l.lossObjectness, l.lossRpnBoxReg, l.lossClassifier, l.lossBoxReg, l.lossMask]
+              .map((t) => t.dataSync()[0]),
+          );
+          backwardStart = performance.now();
+          return l.total;
+        }, this.segParams.map(([, p]) => p.variable)));
     } finally {
       model.setTraining(false);
     }
+    profiler.section("seg ", () =>
+      profiler.backwardTimes(
+        ["backbone", "fpn", "rpn", "roiAlign", "box heads", "mask roiAlign", "mask head", "loss"],
+        backwardStart,
+        performance.now(),
+      ));
     const total = seg.value.dataSync()[0];
     try {
       if (!Number.isFinite(total)) {
@@ -356,10 +366,22 @@ export class Trainer {
    */
   async classificationStep(): Promise<number> {
     const sample = await this.data.cls!.get(this.nextClsIndex());
-    const cls = tf.variableGrads(
-      () => classificationLoss(this.model.classify(sample.image), sample.label),
-      this.clsParams.map(([, p]) => p.variable),
-    );
+    let backwardStart = 0;
+    const cls = profiler.section("cls ", () =>
+      tf.variableGrads(
+        () => {
+          const l = classificationLoss(this.model.classify(sample.image), sample.label);
+          backwardStart = performance.now();
+          return l;
+        },
+        this.clsParams.map(([, p]) => p.variable),
+      ));
+    profiler.section("cls ", () =>
+      profiler.backwardTimes(
+        ["backbone", "fpn", "roiAlign", "box heads", "loss"],
+        backwardStart,
+        performance.now(),
+      ));
     const loss = cls.value.dataSync()[0];
     try {
       if (!Number.isFinite(loss)) {
@@ -409,7 +431,7 @@ export class Trainer {
       const g = grads[p.variable.name];
       if (g) update.set(byVar.get(p.variable.name)!, { variable: p.variable, grad: g });
     }
-    this.optimizer.step(update);
+    profiler.stage("adam", () => this.optimizer.step(update));
   }
 
   /**
