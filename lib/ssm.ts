@@ -355,28 +355,43 @@ export class SSM extends Module {
           () => this.rpn.propose(features, anchors, imageSize, cfg.proposalFilter),
         );
         profiler.note("proposals", proposals.boxes.length / 4);
+        // Rank every proposal. Only the rows of the RoI batch reach the loss, so this pass is
+        // dropped from the backward sweep; the batch rows are recomputed below from just the
+        // selected proposals (same values: RoIAlign and the branch act row by row), so the
+        // backward pass covers at most 128 proposals instead of all of them.
+        const ranked = profiler.stage(
+          "roiAlign",
+          () => this.roiHeads.pool(features, proposals.boxes, imageSize, cfg.roiHeads.boxPoolSize),
+        );
+        const all = profiler.stage("box heads", () => this.roiHeads.classificationBranch(ranked));
+        const selection = profiler.stage("postprocess", () =>
+          selectRoIBatch(
+            proposals.boxes,
+            softmaxRows(all.classLogits.dataSync() as Float32Array, cfg.roiHeads.numClasses),
+            all.boxRegression.dataSync() as Float32Array,
+            imageSize,
+            this.selectionOptions(),
+          ));
+        tf.dispose([ranked, all.classLogits, all.boxRegression]);
+        const rows = cfg.s.boxDetections;
+        if (selection.rowIndex.length === 0) {
+          return profiler.stage("S", () => this.s.apply(tf.zeros([rows, 5])));
+        }
+        const { boxes, local } = selectedProposals(
+          selection,
+          proposals.boxes,
+          cfg.roiHeads.numClasses,
+        );
         const pooled = profiler.mark(
           "roiAlign",
-          profiler.stage("roiAlign", () =>
-            this.roiHeads.pool(
-              features,
-              proposals.boxes,
-              imageSize,
-              cfg.roiHeads.boxPoolSize,
-            )),
+          profiler.stage(
+            "roiAlign",
+            () => this.roiHeads.pool(features, boxes, imageSize, cfg.roiHeads.boxPoolSize),
+          ),
         );
         const cls = profiler.stage("box heads", () => this.roiHeads.classificationBranch(pooled));
         const classLogits = profiler.mark("box heads", cls.classLogits);
-        const batch = profiler.stage("postprocess", () => {
-          const selection = selectRoIBatch(
-            proposals.boxes,
-            softmaxRows(cls.classLogits.dataSync() as Float32Array, cfg.roiHeads.numClasses),
-            cls.boxRegression.dataSync() as Float32Array,
-            imageSize,
-            this.selectionOptions(),
-          );
-          return gatherRoIBatch(classLogits, cls.boxRegression, selection, cfg.s.boxDetections);
-        });
+        const batch = gatherRoIBatch(classLogits, cls.boxRegression, local, rows);
         return profiler.stage("S", () => this.s.apply(batch));
       });
     } finally {
@@ -407,6 +422,27 @@ export function buildSSM(input: SSMConfigInput | SSMConfig = {}): SSM {
     s: sModule(config.s, seeds),
     anchorGenerator: anchors,
   });
+}
+
+/**
+ * The distinct proposals of a RoI batch selection (ascending index) and the selection re-indexed
+ * onto them.
+ */
+function selectedProposals(
+  sel: RoIBatchSelection,
+  proposals: Float32Array,
+  numClasses: number,
+): { boxes: Float32Array; local: RoIBatchSelection } {
+  const fg = numClasses - 1;
+  const uniq = [...new Set(sel.proposalIndex)].sort((a, b) => a - b);
+  const at = new Map(uniq.map((p, i) => [p, i]));
+  const boxes = new Float32Array(uniq.length * 4);
+  uniq.forEach((p, i) => boxes.set(proposals.subarray(p * 4, p * 4 + 4), i * 4));
+  const rowIndex = Int32Array.from(
+    sel.proposalIndex,
+    (p, r) => at.get(p)! * fg + sel.classIndex[r] - 1,
+  );
+  return { boxes, local: { ...sel, rowIndex } };
 }
 
 /**
