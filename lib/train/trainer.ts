@@ -460,6 +460,9 @@ export class Trainer {
     ) => (smooth[k] = smooth[k] === undefined ? v : 0.9 * smooth[k] + 0.1 * v);
     try {
       while (this.iteration < total && !this.stopRequested) {
+        // Let timers and signal handlers (Ctrl-C) run between iterations.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (this.stopRequested) break;
         const log = await this.step();
         logs.push(log);
         logFile?.writeSync(enc.encode(JSON.stringify(log) + "\n"));
