@@ -226,7 +226,7 @@ export function outputCensus(nb: Notebook): OutputCensus {
     const png = o.data?.["image/png"];
     if (typeof png === "string" && png.length > 0) census.png++;
     const html = htmlOf(o);
-    if (html.includes(PLOTLY_LOADER_MARKER) && html.includes("Plotly")) census.plotlyLoaded = true;
+    if (html.includes(`<div ${PLOTLY_LOADER_MARKER}=`)) census.plotlyLoaded = true;
     for (const m of html.matchAll(marker)) {
       if (html.includes("Plotly.newPlot")) census.plotly.push(m[1]);
     }

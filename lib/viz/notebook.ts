@@ -5,7 +5,7 @@
  * bundle prints its `text/plain` part, so notebook code also runs as a script.
  *
  * Plotly renders offline: {@linkcode plotlyLoaderBundle} embeds the installed `plotly.js-dist`
- * bundle (about 10 MB) once per notebook in an HTML output, and each
+ * bundle (compressed) once per notebook in an HTML output, and each
  * {@linkcode plotlyBundle} is a small HTML output that calls `Plotly.newPlot` on its own `div`
  * (marked with {@linkcode PLOTLY_OUTPUT_MARKER} so executed notebooks can be checked). Every
  * figure bundle also carries the `application/vnd.plotly.v1+json` spec, which frontends with a
@@ -26,6 +26,7 @@
 import { canvasToPng, type RgbaImage } from "./canvas.ts";
 import { bytesToBase64, type PlotlyFigure } from "./plotly.ts";
 import { plotlyJsSource } from "./plotly_html.ts";
+import { gzipSync, strToU8 } from "fflate";
 
 /** A Jupyter media bundle: MIME type → data (base64 text for images, objects for JSON types). */
 export type MediaBundle = Record<string, string | Record<string, unknown>>;
@@ -122,18 +123,37 @@ export function sideBySide(
 }
 
 /**
- * The HTML output that loads plotly.js (the installed `plotly.js-dist` bundle, inlined) into the
- * notebook page. Show it once, before the first figure; the page then draws figures offline.
+ * Largest output {@linkcode show} sends, in characters. The Deno kernel (2.x) signs larger
+ * messages wrongly (about 8 MB and up) and Jupyter drops them with "Invalid Signature".
+ */
+export const MAX_OUTPUT_CHARS = 6_000_000;
+
+/**
+ * The HTML output that loads plotly.js (the installed `plotly.js-dist` bundle) into the notebook
+ * page. Show it once, before the first figure; the page then draws figures offline. The library
+ * travels gzip-compressed and base64-encoded (about 2.6 MB instead of 10 MB, below the kernel's
+ * message limit) and is decompressed in the browser with `DecompressionStream`; figures wait for
+ * it through the `window.__ssmPlotlyReady` promise.
  *
  * @param plotlyJs the library source (default: the installed bundle)
  */
 export function plotlyLoaderBundle(plotlyJs: string = plotlyJsSource()): MediaBundle {
   const version = /plotly\.js v([0-9.]+)/.exec(plotlyJs.slice(0, 200))?.[1] ?? "unknown";
-  const js = plotlyJs.replace(/<\/script/gi, "<\\/script");
+  const b64 = bytesToBase64(gzipSync(strToU8(plotlyJs), { level: 6 }));
   return {
     "text/html": `<div ${PLOTLY_LOADER_MARKER}="${escapeHtml(version)}" ` +
       `style="font-size:smaller;color:#666">plotly.js ${escapeHtml(version)} ` +
-      `embedded (offline)</div>\n<script>${js}</script>`,
+      `embedded (offline)</div>
+<script>window.__ssmPlotlyReady = (async function () {
+  if (window.Plotly) return;
+  var bin = atob("${b64}");
+  var bytes = new Uint8Array(bin.length);
+  for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  var gunzip = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  var script = document.createElement("script");
+  script.text = await new Response(gunzip).text();
+  document.head.appendChild(script);
+})();</script>`,
     "text/plain": `plotly.js ${version} embedded`,
   };
 }
@@ -171,13 +191,17 @@ export function plotlyBundle(figure: PlotlyFigure, opts: PlotlyBundleOptions = {
 <script>(function () {
   var el = document.getElementById(${scriptJson(id)});
   var fig = ${scriptJson({ data: figure.data, layout: figure.layout })};
-  if (window.Plotly) {
-    window.Plotly.newPlot(el, fig.data, fig.layout, {responsive: true});
-  } else {
-    el.style.height = "auto";
-    el.textContent = "plotly.js is not loaded in this page: run the notebook's setup cell " +
-      "(the one showing plotlyLoaderBundle()) and then this cell again.";
+  function draw() {
+    if (window.Plotly) {
+      window.Plotly.newPlot(el, fig.data, fig.layout, {responsive: true});
+    } else {
+      el.style.height = "auto";
+      el.textContent = "plotly.js is not loaded in this page: run the notebook's setup cell " +
+        "(the one showing plotlyLoaderBundle()) and then this cell again.";
+    }
   }
+  if (!window.Plotly && window.__ssmPlotlyReady) window.__ssmPlotlyReady.then(draw, draw);
+  else draw();
 })();</script>`;
   return {
     "text/html": html,
@@ -322,6 +346,17 @@ function splitMetadata(bundle: MediaBundle): { data: MediaBundle; metadata?: unk
  */
 export async function show(bundle: MediaBundle, opts: ShowOptions = {}): Promise<void> {
   if (opts.update && !opts.displayId) throw new Error("show: update needs a displayId");
+  const size = Object.values(bundle).reduce(
+    (n, v) => n + (typeof v === "string" ? v.length : JSON.stringify(v).length),
+    0,
+  );
+  if (size > MAX_OUTPUT_CHARS) {
+    throw new Error(
+      `show: the output has ${(size / 1e6).toFixed(1)} M characters, more than the ` +
+        `${MAX_OUTPUT_CHARS / 1e6} M the Deno kernel can send (larger messages are dropped); ` +
+        "show less (e.g. a smaller image)",
+    );
+  }
   const api = jupyterApi();
   const { data, metadata } = splitMetadata(bundle);
   if (!api) {
