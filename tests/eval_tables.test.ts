@@ -92,7 +92,7 @@ function checkConsistent(t: Table): void {
     l.slice(2, -2).split(" | ")
   );
   assert.deepEqual(md[0], t.columns.map((c) => c.label));
-  t.rows.forEach((row, i) => {
+  t.rows.forEach((_row, i) => {
     t.columns.forEach((c, j) => {
       const v = json.rows[i][c.key] ?? null;
       // CSV: full precision (parses back to the JSON number), empty for null
