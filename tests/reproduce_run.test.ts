@@ -26,6 +26,7 @@ const TINY: ReproProfile = {
   },
   stage1: { ...QUICK_PROFILE.stage1, iterations: 3 },
   train: { ...QUICK_PROFILE.train, iterations: 2 },
+  scratchWarmup: { iterations: 1, lr: 1e-3 },
   minArea: 10,
   synthetic: { nCls: 12, nSeg: 8, seed: 5 },
 };
@@ -66,6 +67,7 @@ Deno.test("tiny reproduction: tables, shared stage I, skip finished, worker job"
     assert.equal(single.iterations, 2);
     assert.equal(single.stage1Seconds, stage1.seconds);
     assert.equal(scratch.stage1Seconds, null);
+    assert.equal(scratch.iterations, 3); // 1 warm-up + 2
     assert.ok(
       existsSync(single.weights) &&
         existsSync(join(runDir, "variants", "r18-2-single", "train_log.jsonl")),

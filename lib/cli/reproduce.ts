@@ -49,6 +49,7 @@ Options:
   --cls-data PATH         classification data: folder with train.txt/test.txt, or a train split
   --cls-test-data FILE    classification test split file (with a --cls-data split file)
   ${BACKEND_FLAG_HELP}
+                          (the quick profile defaults to wasm)
   -h, --help              show this help
 
 Re-running skips finished variants (their result.json exists) and finished stage-I models.
@@ -135,6 +136,10 @@ export async function reproduceMain(args: string[], io: CliIo = consoleIo()): Pr
     return 2;
   }
 
+  // The quick profile is made for the CPU: without --backend / SSM_BACKEND it runs on wasm.
+  const explicit = args.some((a) => a === "--backend" || a.startsWith("--backend=")) ||
+    Boolean(Deno.env.get("SSM_BACKEND"));
+  if (profile.name === "quick" && !explicit) backendName = "wasm";
   let info: BackendInfo;
   try {
     info = await initBackend(backendName);

@@ -168,24 +168,34 @@ export function loggedTrainSeconds(dir: string): number {
   return s;
 }
 
+/**
+ * Trains (resuming from the newest checkpoint in `dir` if any), in phases: each phase runs up to
+ * its iteration count at its learning rate.
+ */
 async function train(
   trainer: Trainer,
   dir: string,
   name: string,
+  phases: { until: number; lr: number }[],
   onProgress?: (p: JobProgress) => void,
 ): Promise<void> {
   if (!trainer.resume()) rmSync(join(dir, "train_log.jsonl"), { force: true });
-  const total = trainer.totalIterations();
-  await trainer.run((log) =>
-    onProgress?.({
-      job: name,
-      phase: "train",
-      done: log.iteration,
-      total,
-      segLoss: log.segLoss,
-      clsLoss: log.clsLoss,
-    })
-  );
+  const total = phases[phases.length - 1].until;
+  for (const phase of phases) {
+    if (trainer.iteration >= phase.until) continue;
+    trainer.config.iterations = phase.until;
+    trainer.optimizer.config.lr = phase.lr;
+    await trainer.run((log) =>
+      onProgress?.({
+        job: name,
+        phase: "train",
+        done: log.iteration,
+        total,
+        segLoss: log.segLoss,
+        clsLoss: log.clsLoss,
+      })
+    );
+  }
 }
 
 /** Runs a stage-I job (segmentation-only pretraining) and writes its result file. */
@@ -209,7 +219,9 @@ export async function runStage1(
     progress: false,
   }, { seg: data.seg, cls: null });
   try {
-    await train(trainer, job.dir, `${job.backbone}-stage1`, onProgress);
+    await train(trainer, job.dir, `${job.backbone}-stage1`, [
+      { until: trainer.totalIterations(), lr: p.stage1.lr },
+    ], onProgress);
     const result: Stage1Result = {
       backbone: job.backbone,
       iterations: trainer.iteration,
@@ -258,7 +270,20 @@ export async function runVariant(
     progress: false,
   }, { seg: data.seg, cls: data.cls });
   try {
-    await train(trainer, job.dir, v.name, onProgress);
+    const warm = v.regime === "scratch" ? p.scratchWarmup : null;
+    const main = trainer.totalIterations();
+    await train(
+      trainer,
+      job.dir,
+      v.name,
+      warm
+        ? [{ until: warm.iterations, lr: warm.lr }, {
+          until: warm.iterations + main,
+          lr: p.train.lr,
+        }]
+        : [{ until: main, lr: p.train.lr }],
+      onProgress,
+    );
     const test = await openEvalData(job.data, "test");
     if (!test.seg || !test.cls) throw new Error(`${v.name}: evaluation needs both test splits`);
     const tasks = evalTasks(test);

@@ -44,6 +44,11 @@ export interface ReproProfile {
   stage1: StageSettings;
   /** Single-shot training of each variant. */
   train: StageSettings;
+  /**
+   * Extra single-shot iterations the `scratch` variants run first, at their own learning rate,
+   * in place of the stage-I pretraining they skip (null: none, as in the paper).
+   */
+  scratchWarmup: { iterations: number; lr: number } | null;
   /** Classification-step update rule. */
   updateRule: UpdateRule;
   /** Instances need area > minArea pixels at the model size. */
@@ -65,6 +70,7 @@ export const PAPER_PROFILE: ReproProfile = {
   model: {},
   stage1: { epochs: 50, iterations: null, lr: 1e-5, weightDecay: 1e-3 },
   train: { epochs: 50, iterations: null, lr: 1e-5, weightDecay: 1e-3 },
+  scratchWarmup: null,
   updateRule: "s+backbone",
   minArea: 100,
   synthetic: null,
@@ -83,14 +89,15 @@ export const QUICK_PROFILE: ReproProfile = {
     backbone: { fpnChannels: 64 },
     anchors: { sizes: [4, 8, 16, 32], aspectRatios: [0.5, 1, 2] },
     rpn: { preNmsTopN: 150, postNmsTopN: 50 },
-    roiHeads: { batchSizePerImage: 32, maskHeadChannels: 32, maskPoolSize: 7 },
+    roiHeads: { batchSizePerImage: 32, maskHeadChannels: 32, maskPoolSize: 7, scoreThresh: 0.5 },
     s: { boxDetections: 32 },
   },
   stage1: { epochs: 50, iterations: 300, lr: 1e-3, weightDecay: 1e-3 },
-  train: { epochs: 50, iterations: 100, lr: 1e-3, weightDecay: 1e-3 },
+  train: { epochs: 50, iterations: 100, lr: 1e-4, weightDecay: 1e-3 },
+  scratchWarmup: { iterations: 200, lr: 1e-3 },
   updateRule: "s+backbone",
   minArea: 22,
-  synthetic: { nCls: 150, nSeg: 60, seed: 0 },
+  synthetic: { nCls: 150, nSeg: 100, seed: 0 },
   seed: 0,
   maxDets: 128,
   reduced: [],
@@ -137,6 +144,12 @@ export function describeReductions(p: ReproProfile): string[] {
   };
   sched(p.stage1, "stage-I pretraining", paper.stage1);
   sched(p.train, "single-shot training", paper.train);
+  if (p.scratchWarmup) {
+    out.push(
+      `scratch variants: ${p.scratchWarmup.iterations} extra single-shot iterations at lr ` +
+        `${p.scratchWarmup.lr} first, in place of the stage-I pretraining they skip (paper: none)`,
+    );
+  }
   if (p.minArea !== paper.minArea) {
     out.push(
       `lesion instances: area > ${p.minArea} px at ${p.size} px (paper: > ${paper.minArea} px at 512)`,

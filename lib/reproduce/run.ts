@@ -183,7 +183,8 @@ export function planJobs(
         data,
       },
       deps,
-      cost: trainIters * iterationCost(v.depth, v.stages),
+      cost: (trainIters + (v.regime === "scratch" ? profile.scratchWarmup?.iterations ?? 0 : 0)) *
+        iterationCost(v.depth, v.stages),
     });
   }
   return { jobs, skipped };
