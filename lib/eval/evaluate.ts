@@ -13,7 +13,7 @@
  * import { evaluateModel } from "./evaluate.ts";
  * import { openEvalData } from "./data.ts";
  * const data = await openEvalData({ size: 64, minArea: 10 }, "test");
- * const report = evaluateReport(await evaluateModel(model, data));
+ * const report = evaluationReport(await evaluateModel(model, data));
  * console.log(report.segmentation?.paper.ap50, report.classification?.metrics.accuracy);
  * ```
  *
