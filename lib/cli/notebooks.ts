@@ -29,6 +29,8 @@ import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type CliIo, consoleIo, formatDuration } from "../progress.ts";
+
+export type { CliIo } from "../progress.ts";
 import {
   PLOTLY_LOADER_MARKER,
   PLOTLY_OUTPUT_MARKER,
@@ -418,7 +420,12 @@ export async function executeNotebook(
   const problems: string[] = [];
   if (timedOut) problems.push(`timed out after ${timeoutS} s`);
   else if (out.code !== 0) {
-    problems.push(`jupyter-nbconvert exited with code ${out.code}:\n${tail(stderr, 40)}`);
+    // nbclient's message names the cell and the error; the Python traceback before it is noise.
+    const marker = stderr.indexOf("An error occurred while executing the following cell:");
+    const detail = marker >= 0
+      ? stripAnsi(stderr.slice(marker)).trimEnd().split("\n").slice(0, 40).join("\n")
+      : tail(stderr, 40);
+    problems.push(`jupyter-nbconvert exited with code ${out.code}:\n${detail}`);
   }
   if (!existsSync(executedPath) || out.code !== 0) {
     return { name, ok: false, seconds, problems, census: null, executedPath: null };

@@ -28,6 +28,9 @@ import { bytesToBase64, type PlotlyFigure } from "./plotly.ts";
 import { plotlyJsSource } from "./plotly_html.ts";
 import { gzipSync, strToU8 } from "fflate";
 
+export type { RgbaImage } from "./canvas.ts";
+export type { PlotlyFigure } from "./plotly.ts";
+
 /** A Jupyter media bundle: MIME type → data (base64 text for images, objects for JSON types). */
 export type MediaBundle = Record<string, string | Record<string, unknown>>;
 
@@ -211,7 +214,7 @@ export function plotlyBundle(figure: PlotlyFigure, opts: PlotlyBundleOptions = {
 }
 
 /** One column of {@linkcode htmlTable}. */
-export interface TableColumn {
+export interface HtmlTableColumn {
   /** Key of the value in each row. */
   key: string;
   /** Header text (default: the key). */
@@ -237,7 +240,7 @@ export interface HtmlTableOptions {
  * @throws {Error} when a column key is repeated
  */
 export function htmlTable(
-  columns: readonly TableColumn[],
+  columns: readonly HtmlTableColumn[],
   rows: readonly Record<string, unknown>[],
   opts: HtmlTableOptions = {},
 ): MediaBundle {
@@ -246,7 +249,7 @@ export function htmlTable(
     if (keys.has(c.key)) throw new Error(`htmlTable: column '${c.key}' appears twice`);
     keys.add(c.key);
   }
-  const fmt = (c: TableColumn, v: unknown): string => {
+  const fmt = (c: HtmlTableColumn, v: unknown): string => {
     if (v === null || v === undefined) return "–";
     if (typeof v !== "number" || c.format === "text") return String(v);
     if (!Number.isFinite(v)) return String(v);
@@ -264,12 +267,12 @@ export function htmlTable(
     });
     return best;
   });
-  const label = (c: TableColumn) => (c.label ?? c.key) + (c.format === "percent" ? " (%)" : "");
+  const label = (c: HtmlTableColumn) => (c.label ?? c.key) + (c.format === "percent" ? " (%)" : "");
   const cells = rows.map((r) => columns.map((c) => fmt(c, r[c.key])));
   const numeric = columns.map((c) =>
     c.format !== "text" && rows.some((r) => typeof r[c.key] === "number")
   );
-  const align = (_c: TableColumn, j: number) => (numeric[j] ? "right" : "left");
+  const align = (_c: HtmlTableColumn, j: number) => (numeric[j] ? "right" : "left");
   const head = columns.map((c, j) =>
     `<th style="text-align:${align(c, j)}">${escapeHtml(label(c))}</th>`
   ).join("");
@@ -385,7 +388,11 @@ export async function show(bundle: MediaBundle, opts: ShowOptions = {}): Promise
 export class LiveOutput {
   private shown = false;
 
-  /** @param displayId the display id (unique within the notebook page) */
+  /**
+   * Creates the output (nothing is shown until the first update).
+   *
+   * @param displayId the display id (unique within the notebook page; default: random)
+   */
   constructor(readonly displayId: string = `ssm-live-${Math.random().toString(36).slice(2)}`) {}
 
   /** Shows the bundle, replacing what this output showed before. */
