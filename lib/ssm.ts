@@ -382,6 +382,7 @@ export class SSM extends Module {
           proposals.boxes,
           cfg.roiHeads.numClasses,
         );
+        profiler.note("selected proposals", boxes.length / 4);
         const pooled = profiler.mark(
           "roiAlign",
           profiler.stage(

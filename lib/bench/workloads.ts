@@ -279,14 +279,19 @@ export async function runTrainWorkload(opts: WorkloadOptions): Promise<WorkloadR
       boxBranches: 1,
     }),
   );
-  add(
-    "cls ",
-    ssmStageFlops(model, padded, {
-      proposals: notes["cls proposals"] ?? 0,
-      maskRois: 0,
-      boxBranches: 1,
-    }),
-  );
+  // The classification step runs the branch forward on every proposal (ranking) and on the
+  // selected ones (the differentiable rows); only the latter are backpropagated.
+  const ranked = notes["cls proposals"] ?? 0, selected = notes["cls selected proposals"] ?? 0;
+  const clsF = ssmStageFlops(model, padded, {
+    proposals: ranked + selected,
+    maskRois: 0,
+    boxBranches: 1,
+  });
+  const clsB = ssmStageFlops(model, padded, { proposals: selected, maskRois: 0, boxBranches: 1 });
+  for (const [k, v] of Object.entries(clsF)) {
+    flops[`cls ${k}`] = v;
+    flops[`cls ${k} bwd`] = 2 * (k === "box heads" ? clsB[k] : v);
+  }
   return result(
     `train_iter_${opts.size}`,
     info,
