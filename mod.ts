@@ -43,3 +43,7 @@ export * from "./lib/train/param_groups.ts";
 export * from "./lib/metrics/mod.ts";
 export * from "./lib/viz/mod.ts";
 export * from "./lib/progress.ts";
+export * from "./lib/train/trainer.ts";
+export * from "./lib/train/datasets.ts";
+export * from "./lib/train/checkpoint.ts";
+export * from "./lib/train/seg_losses.ts";

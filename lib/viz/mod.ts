@@ -25,3 +25,4 @@ export * from "./font.ts";
 export * from "./overlay.ts";
 export * from "./roi_batch.ts";
 export * from "./plotly.ts";
+export * from "./notebook.ts";
