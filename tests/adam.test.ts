@@ -52,8 +52,9 @@ Deno.test("Adam follows torch.optim.Adam step by step (weight decay in the gradi
 });
 
 Deno.test("Adam steps each parameter only when it is updated, and its state round-trips", () => {
-  const a = tf.variable(tf.tensor1d([1, 2]));
-  const b = tf.variable(tf.tensor1d([3]));
+  const start = tf.memory().numTensors;
+  const a = tf.tidy(() => tf.variable(tf.tensor1d([1, 2])));
+  const b = tf.tidy(() => tf.variable(tf.tensor1d([3])));
   const opt = new Adam({ lr: 0.1, weightDecay: 0 });
   const g = tf.tensor1d([1, 1]);
   const h = tf.tensor1d([1]);
@@ -66,7 +67,7 @@ Deno.test("Adam steps each parameter only when it is updated, and its state roun
   const state = opt.getState();
   const copy = new Adam();
   copy.setState(state);
-  const a2 = tf.variable(a.clone());
+  const a2 = tf.tidy(() => tf.variable(a.clone()));
   opt.step(new Map([["a", { variable: a, grad: g }]]));
   copy.step(new Map([["a", { variable: a2, grad: g }]]));
   assert.deepEqual(Array.from(a.dataSync()), Array.from(a2.dataSync()));
@@ -76,4 +77,5 @@ Deno.test("Adam steps each parameter only when it is updated, and its state roun
   tf.dispose([a, b, g, h, a2]);
   opt.dispose();
   copy.dispose();
+  assert.equal(tf.memory().numTensors, start, "optimiser state leaked after dispose");
 });

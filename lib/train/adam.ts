@@ -88,11 +88,12 @@ export class Adam {
     for (const [name, { variable, grad }] of params) {
       let s = this.slots.get(name);
       if (!s) {
-        s = {
+        // tidy frees the initial values; the variables keep their own copies.
+        s = tf.tidy(() => ({
           m: tf.variable(tf.zerosLike(variable), false),
           v: tf.variable(tf.zerosLike(variable), false),
           step: 0,
-        };
+        }));
         this.slots.set(name, s);
       }
       s.step += 1;
@@ -135,11 +136,14 @@ export class Adam {
     this.dispose();
     this.config = { ...state.config };
     for (const [name, s] of Object.entries(state.slots)) {
-      this.slots.set(name, {
-        step: s.step,
-        m: tf.variable(tf.tensor(s.m, s.shape), false),
-        v: tf.variable(tf.tensor(s.v, s.shape), false),
-      });
+      this.slots.set(
+        name,
+        tf.tidy(() => ({
+          step: s.step,
+          m: tf.variable(tf.tensor(s.m, s.shape), false),
+          v: tf.variable(tf.tensor(s.v, s.shape), false),
+        })),
+      );
     }
   }
 
