@@ -8,7 +8,7 @@
  *   trains it with the single-shot loop, evaluates it on the test split (Tables 2 and 3) and
  *   writes `result.json`.
  *
- * Each job's folder holds the trainer's output (`checkpoints/`, `train_log.jsonl`,
+ * Each job's folder holds the trainer's output (`checkpoints/` while it runs, `train_log.jsonl`,
  * `model.safetensors`). The result file is written atomically as the job's last step, so it
  * marks the job finished; an interrupted job resumes from its newest checkpoint.
  *
@@ -141,6 +141,14 @@ export interface VariantResult {
   finishedAt: string;
 }
 
+/**
+ * Removes a finished job's resumable training state (`checkpoints/`: weights, Adam moments, RNG
+ * states); its `model.safetensors` and `train_log.jsonl` stay.
+ */
+export function dropTrainingState(dir: string): void {
+  rmSync(join(dir, "checkpoints"), { recursive: true, force: true });
+}
+
 /** Reads a result file, or null when it does not exist. */
 export function readResult<T>(path: string): T | null {
   if (!existsSync(path)) return null;
@@ -230,6 +238,7 @@ export async function runStage1(
       finishedAt: new Date().toISOString(),
     };
     await writeTextFileAtomic(join(job.dir, STAGE1_RESULT), JSON.stringify(result, null, 2) + "\n");
+    dropTrainingState(job.dir);
     return result;
   } finally {
     trainer.optimizer.dispose();
@@ -318,6 +327,7 @@ export async function runVariant(
       join(job.dir, VARIANT_RESULT),
       JSON.stringify(result, null, 2) + "\n",
     );
+    dropTrainingState(job.dir);
     return result;
   } finally {
     trainer.optimizer.dispose();

@@ -266,6 +266,7 @@ export function tableChart(t: Table): BarChartSpec {
         1e-6,
       ),
       yLabel: "parameters (millions)",
+      showValues: false,
     };
   }
   if (t.id === "table2") {
@@ -273,13 +274,14 @@ export function tableChart(t: Table): BarChartSpec {
       title: t.title,
       categories: models,
       series: series([
-        ["paper_ap50", "AP@0.5"],
-        ["paper_ap75", "AP@0.75"],
-        ["paper_map", "AP@[.5:.95]"],
-        ["coco_ap", "COCO AP@[.5:.95]"],
+        ["paper_ap50", "AP 0.5"],
+        ["paper_ap75", "AP 0.75"],
+        ["paper_map", "AP .5:.95"],
+        ["coco_ap", "COCO AP .5:.95"],
       ]).map((s) => ({ ...s, values: s.values.map((v) => (v !== null && v < 0 ? null : v)) })),
       yMax: 1,
-      yLabel: "average precision",
+      yLabel: "average precision (paper protocol; COCO segm)",
+      showValues: false,
     };
   }
   return {
@@ -293,6 +295,7 @@ export function tableChart(t: Table): BarChartSpec {
     yMax: 100,
     yLabel: "%",
     format: (v) => v.toFixed(0),
+    showValues: false,
   };
 }
 

@@ -101,12 +101,13 @@ export function barChart(spec: BarChartSpec): RgbaImage {
   const tickLabels = Array.from({ length: ticks + 1 }, (_, i) => fmt((yMax * i) / ticks));
   const left = Math.max(...tickLabels.map((t) => textWidth(t, sc))) + 6 * sc;
   const barW = 6 * sc;
-  const groupW = series.length * barW + 6 * sc;
-  const plotW = Math.max(categories.length * groupW, 200);
   const maxCat = Math.max(...categories.map((c) => textWidth(c, sc)));
-  // category labels are drawn vertically stacked when long: rotate by writing one per line is
-  // unreadable, so labels go below the axis, staggered over two rows when they overlap
-  const stagger = maxCat > groupW - 2 * sc ? 2 : 1;
+  // labels go below the axis, staggered over two rows when they are wider than a group; groups
+  // are widened so that labels of the same row never overlap
+  const bars = series.length * barW + 6 * sc;
+  const stagger = maxCat > bars - 2 * sc ? 2 : 1;
+  const groupW = Math.max(bars, Math.ceil((maxCat + 6 * sc) / stagger));
+  const plotW = Math.max(categories.length * groupW, 200);
   const legendW = Math.max(...series.map((s) => textWidth(s.name, sc))) + 4 * lh;
   const top = lh * 3 + (spec.yLabel ? lh * 1.5 : 0);
   const plotH = 240 * sc / 2;
