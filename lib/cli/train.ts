@@ -34,6 +34,7 @@ export const TRAIN_USAGE = `deno task train [options]
   --seg-data DIR        segmentation data: DIR/images, DIR/masks (default: synthetic)
   --seg-lesion-labels L mask labels that are lesions (default 2,3 = CNCB; MedSeg: 1,2)
   --cls-data PATH       classification split file or class-prefixed folder (default: synthetic)
+  --min-area PX         lesion instances need an area > PX pixels at the model size (default 100)
   --size PX             model input size (default 512)
   --epochs N            epochs over the classification set (default 50)
   --iterations N        stop after N iterations whatever the epochs
@@ -99,6 +100,7 @@ export async function trainMain(args: string[]): Promise<number> {
       "seg-data": { type: "string" },
       "seg-lesion-labels": { type: "string" },
       "cls-data": { type: "string" },
+      "min-area": { type: "string" },
       size: { type: "string" },
       epochs: { type: "string" },
       iterations: { type: "string" },
@@ -173,6 +175,7 @@ export async function trainMain(args: string[]): Promise<number> {
     segData: v["seg-data"] ?? null,
     clsData: v["cls-data"] ?? null,
     segLesionLabels: labels,
+    minArea: num(v["min-area"], "min-area", 100),
     size,
     synthetic: {
       nCls: num(v["synthetic-cls"], "synthetic-cls", 300),
