@@ -47,3 +47,4 @@ export * from "./lib/train/trainer.ts";
 export * from "./lib/train/datasets.ts";
 export * from "./lib/train/checkpoint.ts";
 export * from "./lib/train/seg_losses.ts";
+export * from "./lib/eval/mod.ts";

@@ -26,3 +26,4 @@ export * from "./overlay.ts";
 export * from "./roi_batch.ts";
 export * from "./plotly.ts";
 export * from "./notebook.ts";
+export * from "./charts.ts";
