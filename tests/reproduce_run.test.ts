@@ -6,7 +6,14 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { initBackend } from "../mod.ts";
 import { reproduce } from "../lib/reproduce/run.ts";
-import { QUICK_PROFILE, type ReproProfile } from "../lib/reproduce/profiles.ts";
+import {
+  minAreaFor,
+  modelConfigFor,
+  QUICK_PROFILE,
+  type ReproProfile,
+  sizeFor,
+} from "../lib/reproduce/profiles.ts";
+import { jobData, planJobs } from "../lib/reproduce/run.ts";
 import { parseVariants, VARIANTS } from "../lib/reproduce/variants.ts";
 import type { Stage1Result, VariantResult } from "../lib/reproduce/jobs.ts";
 import type { Table } from "../lib/eval/tables.ts";
@@ -18,6 +25,7 @@ await initBackend("wasm");
 const TINY: ReproProfile = {
   ...QUICK_PROFILE,
   size: 64,
+  size3: null,
   model: {
     ...QUICK_PROFILE.model,
     backbone: { fpnChannels: 32 },
@@ -177,4 +185,31 @@ Deno.test("quick profile lists its reductions; paper profile refuses without dat
   errs.length = 0;
   assert.equal(await reproduceMain(["--variants", "r18-9-single", "--backend", "wasm"], io), 2);
   assert.match(errs.join("\n"), /unknown variant 'r18-9-single'/);
+});
+
+Deno.test("3-stage backbones run at their own size and minimum area", () => {
+  const p: ReproProfile = { ...QUICK_PROFILE, size: 96, size3: 128, minArea: 22 };
+  assert.equal(sizeFor(p, 2), 96);
+  assert.equal(sizeFor(p, 3), 128);
+  assert.equal(minAreaFor(p, 2), 22);
+  assert.equal(minAreaFor(p, 3), Math.round(22 * (128 / 96) ** 2));
+  assert.equal(modelConfigFor(p, 34, 3, "single").transform?.minSize, 128);
+  assert.equal(modelConfigFor(p, 34, 2, "single").transform?.minSize, 96);
+  const data = { size: 96, minArea: 22, synthetic: { nCls: 12, nSeg: 8, seed: 5 } };
+  assert.equal(jobData(p, data, 2), data);
+  assert.deepEqual(jobData(p, data, 3), { ...data, size: 128, minArea: 39 });
+  const { jobs } = planJobs(
+    "/nonexistent-run",
+    p,
+    data,
+    parseVariants("r18-3-single,r18-2-scratch"),
+  );
+  const byName = new Map(jobs.map((j) => [j.name, j.job]));
+  assert.equal(byName.get("r18-3-stage1")?.data.size, 128);
+  assert.equal(byName.get("r18-3-single")?.data.size, 128);
+  assert.equal(byName.get("r18-2-scratch")?.data.size, 96);
+  assert.ok(p.reduced.length > 0);
+  const same: ReproProfile = { ...p, size3: null };
+  assert.equal(sizeFor(same, 3), 96);
+  assert.equal(jobData(same, data, 3), data);
 });

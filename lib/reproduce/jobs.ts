@@ -176,6 +176,14 @@ export function loggedTrainSeconds(dir: string): number {
   return s;
 }
 
+/** One phase of a job's training: up to `until` iterations at its learning rates. */
+interface TrainPhase {
+  until: number;
+  lr: number;
+  clsLr?: number | null;
+  sLr?: number | null;
+}
+
 /**
  * Trains (resuming from the newest checkpoint in `dir` if any), in phases: each phase runs up to
  * its iteration count at its learning rate.
@@ -184,7 +192,7 @@ async function train(
   trainer: Trainer,
   dir: string,
   name: string,
-  phases: { until: number; lr: number }[],
+  phases: TrainPhase[],
   onProgress?: (p: JobProgress) => void,
 ): Promise<void> {
   if (!trainer.resume()) rmSync(join(dir, "train_log.jsonl"), { force: true });
@@ -193,6 +201,9 @@ async function train(
     if (trainer.iteration >= phase.until) continue;
     trainer.config.iterations = phase.until;
     trainer.optimizer.config.lr = phase.lr;
+    trainer.config.lr = phase.lr;
+    trainer.config.clsLr = phase.clsLr ?? null;
+    trainer.config.sLr = phase.sLr ?? null;
     await trainer.run((log) =>
       onProgress?.({
         job: name,
@@ -272,6 +283,8 @@ export async function runVariant(
     epochs: p.train.epochs,
     iterations: p.train.iterations,
     lr: p.train.lr,
+    clsLr: p.train.clsLr ?? null,
+    sLr: p.train.sLr ?? null,
     weightDecay: p.train.weightDecay,
     seed: p.seed,
     checkpointEvery: p.name === "paper" ? 500 : 0,
@@ -286,11 +299,8 @@ export async function runVariant(
       job.dir,
       v.name,
       warm
-        ? [{ until: warm.iterations, lr: warm.lr }, {
-          until: warm.iterations + main,
-          lr: p.train.lr,
-        }]
-        : [{ until: main, lr: p.train.lr }],
+        ? [{ ...warm, until: warm.iterations }, { ...p.train, until: warm.iterations + main }]
+        : [{ ...p.train, until: main }],
       onProgress,
     );
     const test = await openEvalData(job.data, "test");

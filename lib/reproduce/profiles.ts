@@ -30,6 +30,25 @@ export interface StageSettings {
   lr: number;
   /** Adam weight decay (added to the gradient). */
   weightDecay: number;
+  /**
+   * Adam learning rate of the classification step's backbone / branch parameters (null or
+   * absent: `lr`).
+   */
+  clsLr?: number | null;
+  /** Adam learning rate of module S in the classification step (null or absent: `clsLr`). */
+  sLr?: number | null;
+}
+
+/** The scratch variants' warm-up: single-shot iterations at their own learning rates. */
+export interface WarmupSettings {
+  /** Iterations. */
+  iterations: number;
+  /** Adam learning rate (segmentation step). */
+  lr: number;
+  /** Classification-step learning rate of the backbone / branch (null or absent: `lr`). */
+  clsLr?: number | null;
+  /** Classification-step learning rate of module S (null or absent: `clsLr`). */
+  sLr?: number | null;
 }
 
 /** A reproduction profile. */
@@ -38,6 +57,11 @@ export interface ReproProfile {
   name: "quick" | "paper";
   /** Model input size (slices are resized to `size x size`). */
   size: number;
+  /**
+   * Input size of the 3-stage backbones (stride 16) when it differs from `size` (null or
+   * absent: `size`), so that their feature map is not too coarse for small lesions.
+   */
+  size3?: number | null;
   /** Model settings applied to every variant (on top of the paper's defaults). */
   model: SSMConfigInput;
   /** Stage-I (segmentation-only) pretraining. */
@@ -48,7 +72,7 @@ export interface ReproProfile {
    * Extra single-shot iterations the `scratch` variants run first, at their own learning rate,
    * in place of the stage-I pretraining they skip (null: none, as in the paper).
    */
-  scratchWarmup: { iterations: number; lr: number } | null;
+  scratchWarmup: WarmupSettings | null;
   /** Classification-step update rule. */
   updateRule: UpdateRule;
   /** Instances need area > minArea pixels at the model size. */
@@ -80,24 +104,31 @@ export const PAPER_PROFILE: ReproProfile = {
 };
 
 const QUICK_SIZE = 96;
+const QUICK_SIZE_3 = 128;
+
+/** The input size of a backbone with `stages` stages under a profile. */
+export function sizeFor(p: ReproProfile, stages: 2 | 3): number {
+  return stages === 3 ? p.size3 ?? p.size : p.size;
+}
 
 /** The reduced profile for a 2-core CPU on the embedded synthetic data. */
 export const QUICK_PROFILE: ReproProfile = {
   name: "quick",
   size: QUICK_SIZE,
+  size3: QUICK_SIZE_3,
   model: {
     backbone: { fpnChannels: 64 },
     anchors: { sizes: [4, 8, 16, 32], aspectRatios: [0.5, 1, 2] },
     rpn: { preNmsTopN: 150, postNmsTopN: 50 },
-    roiHeads: { batchSizePerImage: 32, maskHeadChannels: 32, maskPoolSize: 7, scoreThresh: 0.5 },
+    roiHeads: { batchSizePerImage: 32, maskHeadChannels: 32, maskPoolSize: 7, scoreThresh: 0.25 },
     s: { boxDetections: 32 },
   },
   stage1: { epochs: 50, iterations: 300, lr: 1e-3, weightDecay: 1e-3 },
-  train: { epochs: 50, iterations: 100, lr: 1e-4, weightDecay: 1e-3 },
-  scratchWarmup: { iterations: 200, lr: 1e-3 },
+  train: { epochs: 50, iterations: 100, lr: 1e-4, weightDecay: 1e-3, sLr: 1e-3 },
+  scratchWarmup: { iterations: 200, lr: 1e-3, clsLr: 1e-4, sLr: 1e-3 },
   updateRule: "s+backbone",
   minArea: 22,
-  synthetic: { nCls: 150, nSeg: 100, seed: 0 },
+  synthetic: { nCls: 300, nSeg: 100, seed: 0 },
   seed: 0,
   maxDets: 128,
   reduced: [],
@@ -111,7 +142,14 @@ QUICK_PROFILE.reduced = describeReductions(QUICK_PROFILE);
 export function describeReductions(p: ReproProfile): string[] {
   const out: string[] = [];
   const paper = PAPER_PROFILE;
-  if (p.size !== paper.size) out.push(`input size ${p.size} px (paper: ${paper.size})`);
+  if (p.size !== paper.size || (p.size3 ?? p.size) !== paper.size) {
+    out.push(
+      (p.size3 ?? p.size) === p.size
+        ? `input size ${p.size} px (paper: ${paper.size})`
+        : `input size ${p.size} px for 2-stage and ${p.size3} px for 3-stage backbones ` +
+          `(paper: ${paper.size})`,
+    );
+  }
   const m = p.model;
   const fields: [string, unknown, unknown][] = [
     ["backbone.fpnChannels", m.backbone?.fpnChannels, 256],
@@ -138,6 +176,12 @@ export function describeReductions(p: ReproProfile): string[] {
       out.push(`${what}: ${s.epochs} epochs (paper: ${ps.epochs})`);
     }
     if (s.lr !== ps.lr) out.push(`${what}: Adam lr ${s.lr} (paper: ${ps.lr})`);
+    if ((s.clsLr ?? s.lr) !== s.lr) {
+      out.push(`${what}: classification-step Adam lr ${s.clsLr} (paper: same as segmentation)`);
+    }
+    if ((s.sLr ?? s.clsLr ?? s.lr) !== (s.clsLr ?? s.lr)) {
+      out.push(`${what}: Adam lr of module S ${s.sLr} (paper: ${ps.lr}, like every parameter)`);
+    }
     if (s.weightDecay !== ps.weightDecay) {
       out.push(`${what}: weight decay ${s.weightDecay} (paper: ${ps.weightDecay})`);
     }
@@ -145,14 +189,26 @@ export function describeReductions(p: ReproProfile): string[] {
   sched(p.stage1, "stage-I pretraining", paper.stage1);
   sched(p.train, "single-shot training", paper.train);
   if (p.scratchWarmup) {
+    const w = p.scratchWarmup;
+    const cls = w.clsLr ?? w.lr;
+    const sLr = w.sLr ?? cls;
     out.push(
-      `scratch variants: ${p.scratchWarmup.iterations} extra single-shot iterations at lr ` +
-        `${p.scratchWarmup.lr} first, in place of the stage-I pretraining they skip (paper: none)`,
+      `scratch variants: ${w.iterations} extra single-shot iterations at lr ${w.lr}` +
+        (cls !== w.lr
+          ? ` (classification step ${cls}` + (sLr !== cls ? `, module S ${sLr})` : ")")
+          : sLr !== cls
+          ? ` (module S ${sLr})`
+          : "") +
+        " first, in place of the stage-I pretraining they skip (paper: none)",
     );
   }
   if (p.minArea !== paper.minArea) {
     out.push(
-      `lesion instances: area > ${p.minArea} px at ${p.size} px (paper: > ${paper.minArea} px at 512)`,
+      `lesion instances: area > ${p.minArea} px at ${p.size} px` +
+        ((p.size3 ?? p.size) !== p.size
+          ? `, > ${Math.round(p.minArea * ((p.size3 ?? p.size) / p.size) ** 2)} px at ${p.size3} px`
+          : "") +
+        ` (paper: > ${paper.minArea} px at 512)`,
     );
   }
   if (p.synthetic) {
@@ -163,6 +219,15 @@ export function describeReductions(p: ReproProfile): string[] {
     );
   }
   return out;
+}
+
+/**
+ * The minimum instance area (pixels at the model size) of a backbone with `stages` stages: the
+ * profile's `minArea`, scaled with the squared size ratio when the 3-stage size differs.
+ */
+export function minAreaFor(p: ReproProfile, stages: 2 | 3): number {
+  const r = sizeFor(p, stages) / p.size;
+  return Math.round(p.minArea * r * r);
 }
 
 /** The full model configuration input of a variant under a profile. */
@@ -176,7 +241,11 @@ export function modelConfigFor(
     ...p.model,
     variant,
     backbone: { ...p.model.backbone, depth, stages },
-    transform: { ...p.model.transform, minSize: p.size, maxSize: Math.max(1024, 2 * p.size) },
+    transform: {
+      ...p.model.transform,
+      minSize: sizeFor(p, stages),
+      maxSize: Math.max(1024, 2 * sizeFor(p, stages)),
+    },
     seed: p.seed,
   };
 }

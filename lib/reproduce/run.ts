@@ -48,7 +48,7 @@ import {
   VARIANT_RESULT,
   type VariantResult,
 } from "./jobs.ts";
-import type { ReproProfile } from "./profiles.ts";
+import { minAreaFor, type ReproProfile, sizeFor } from "./profiles.ts";
 import { VARIANTS, type VariantSpec } from "./variants.ts";
 
 /** Options of {@linkcode reproduce}. */
@@ -96,9 +96,13 @@ interface PlannedJob {
   cost: number;
 }
 
-/** Relative cost of one training iteration of a backbone (measured on wasm, ResNet18-2 = 1). */
-function iterationCost(depth: number, stages: number): number {
-  return (depth === 34 ? 2 : 1) * (stages === 3 ? 1.6 : 1);
+/**
+ * Relative cost of one training iteration of a backbone (measured on wasm, ResNet18-2 = 1),
+ * growing with the square of the size ratio when 3-stage backbones run at a larger size.
+ */
+function iterationCost(profile: ReproProfile, depth: number, stages: 2 | 3): number {
+  const r = sizeFor(profile, stages) / profile.size;
+  return (depth === 34 ? 2 : 1) * (stages === 3 ? 1.6 : 1) * r * r;
 }
 
 /** The settings of a run as stored in `run.json` (a second run must use the same). */
@@ -128,6 +132,16 @@ export async function checkRunFolder(
   await writeTextFileAtomic(path, JSON.stringify(settings, null, 2) + "\n");
 }
 
+/**
+ * The data of a backbone's jobs: the run's data at the backbone's input size and minimum
+ * instance area (3-stage backbones may run at a larger size, see `ReproProfile.size3`).
+ */
+export function jobData(profile: ReproProfile, data: EvalDataSpec, stages: 2 | 3): EvalDataSpec {
+  const size = sizeFor(profile, stages);
+  if (size === profile.size) return data;
+  return { ...data, size, minArea: minAreaFor(profile, stages) };
+}
+
 /** The jobs still to do for `variants` in `runDir` (finished ones are listed as skipped). */
 export function planJobs(
   runDir: string,
@@ -137,6 +151,7 @@ export function planJobs(
 ): { jobs: PlannedJob[]; skipped: string[] } {
   const jobs: PlannedJob[] = [];
   const skipped: string[] = [];
+  const dataFor = (stages: 2 | 3) => jobData(profile, data, stages);
   const stage1Dir = (b: string) => join(runDir, "stage1", b);
   const pendingVariants = variants.filter((v) => {
     const done = existsSync(join(runDir, "variants", v.name, VARIANT_RESULT));
@@ -162,10 +177,10 @@ export function planJobs(
         stages: v.stages,
         dir: stage1Dir(b),
         profile,
-        data,
+        data: dataFor(v.stages),
       },
       deps: [],
-      cost: 0.5 * stage1Iters * iterationCost(v.depth, v.stages),
+      cost: 0.5 * stage1Iters * iterationCost(profile, v.depth, v.stages),
     });
   }
   for (const v of pendingVariants) {
@@ -180,11 +195,11 @@ export function planJobs(
         dir: join(runDir, "variants", v.name),
         stage1Dir: v.pretrained ? stage1Dir(v.backbone) : null,
         profile,
-        data,
+        data: dataFor(v.stages),
       },
       deps,
       cost: (trainIters + (v.regime === "scratch" ? profile.scratchWarmup?.iterations ?? 0 : 0)) *
-        iterationCost(v.depth, v.stages),
+        iterationCost(profile, v.depth, v.stages),
     });
   }
   return { jobs, skipped };
@@ -208,7 +223,9 @@ export function collectResults(runDir: string): VariantResult[] {
 export function tableNotes(profile: ReproProfile, source: string, backend: string): string[] {
   const p = profile;
   return [
-    `profile '${p.name}': ${p.size} px, update rule ${p.updateRule}, Adam (weight decay added to ` +
+    `profile '${p.name}': ${p.size} px${
+      (p.size3 ?? p.size) !== p.size ? ` (3-stage backbones ${p.size3} px)` : ""
+    }, update rule ${p.updateRule}, Adam (weight decay added to ` +
     `the gradient), seed ${p.seed}; backend ${backend}; data: ${source}`,
     ...(p.reduced.length
       ? [`reduced settings: ${p.reduced.join("; ")}`]
@@ -328,14 +345,26 @@ export async function reproduce(opts: ReproduceOptions): Promise<ReproduceSummar
     io.err(s);
     appendFileSync(logPath, `${new Date().toISOString()} ${s}\n`);
   };
-  // Open (and, for synthetic data, generate) the data once before any worker does.
-  const trainData = await openEvalData(opts.data, "train");
-  const testData = await openEvalData(opts.data, "test");
-  say(
-    `data: ${trainData.source}: train ${trainData.seg?.length ?? 0} segmentation / ` +
-      `${trainData.cls?.length ?? 0} classification slices, test ${testData.seg?.length ?? 0} / ` +
-      `${testData.cls?.length ?? 0}`,
-  );
+  // Open (and, for synthetic data, generate) the data of each input size once before any
+  // worker does.
+  const stageSet = [...new Set(opts.variants.map((v) => v.stages))].sort();
+  const specs = new Map<number, EvalDataSpec>();
+  for (const st of stageSet) {
+    const spec = jobData(opts.profile, opts.data, st);
+    specs.set(spec.size, spec);
+  }
+  let source = "";
+  for (const spec of specs.values()) {
+    const trainData = await openEvalData(spec, "train");
+    const testData = await openEvalData(spec, "test");
+    source ||= trainData.source;
+    say(
+      `data: ${trainData.source}: train ${trainData.seg?.length ?? 0} segmentation / ` +
+        `${trainData.cls?.length ?? 0} classification slices, test ${testData.seg?.length ?? 0} / ${
+          testData.cls?.length ?? 0
+        }`,
+    );
+  }
   const { jobs, skipped } = planJobs(opts.runDir, opts.profile, opts.data, opts.variants);
   if (skipped.length) say(`already finished (skipped): ${skipped.join(", ")}`);
   const nJobs = Math.max(1, Math.floor(opts.jobs));
@@ -414,7 +443,7 @@ export async function reproduce(opts: ReproduceOptions): Promise<ReproduceSummar
   const results = collectResults(opts.runDir);
   const tables = buildTables(
     results,
-    tableNotes(opts.profile, trainData.source.replace(/ \(.*\)$/, ""), opts.backend),
+    tableNotes(opts.profile, source.replace(/ \(.*\)$/, ""), opts.backend),
   );
   const files = results.length ? await writeTables(opts.runDir, tables) : [];
   return { results, tables, ran, skipped, failed, files, seconds: (performance.now() - t0) / 1000 };

@@ -82,10 +82,13 @@ export class Adam {
    * Updates each given parameter with its gradient.
    *
    * @param params parameter name → variable and gradient
+   * @param lrOf optional per-parameter learning rate (by name); parameters it returns
+   *   `undefined` for, and all parameters without it, use `config.lr`
    */
-  step(params: Map<string, ParamGrad>): void {
-    const { lr, beta1, beta2, eps, weightDecay } = this.config;
+  step(params: Map<string, ParamGrad>, lrOf?: (name: string) => number | undefined): void {
+    const { beta1, beta2, eps, weightDecay } = this.config;
     for (const [name, { variable, grad }] of params) {
+      const lr = lrOf?.(name) ?? this.config.lr;
       let s = this.slots.get(name);
       if (!s) {
         // tidy frees the initial values; the variables keep their own copies.

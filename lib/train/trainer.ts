@@ -35,6 +35,7 @@ import { classificationLoss } from "../losses.ts";
 import { segmentationLosses, type SegmentationTarget } from "./seg_losses.ts";
 import {
   classificationStepParams,
+  isSParam,
   segmentationStepParams,
   type UpdateRule,
 } from "./param_groups.ts";
@@ -60,6 +61,13 @@ export interface TrainConfig {
   iterations: number | null;
   /** Adam learning rate. */
   lr: number;
+  /**
+   * Adam learning rate of the classification step (null: `lr`). Applies to every parameter the
+   * step updates except module S (see `sLr`).
+   */
+  clsLr: number | null;
+  /** Adam learning rate of module S in the classification step (null: `clsLr`, then `lr`). */
+  sLr: number | null;
   /** Adam weight decay (added to the gradient). */
   weightDecay: number;
   /** Seed of the trainer's RNG (data order, samplers). */
@@ -79,6 +87,8 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   epochs: 50,
   iterations: null,
   lr: 1e-5,
+  clsLr: null,
+  sLr: null,
   weightDecay: 1e-3,
   seed: 0,
   checkpointEvery: 0,
@@ -387,7 +397,16 @@ export class Trainer {
       if (!Number.isFinite(loss)) {
         throw new NonFiniteLossError(this.iteration + 1, "classification", this.lastCheckpoint);
       }
-      this.applyGrads(this.clsParams, cls.grads);
+      const c = this.config;
+      const clsLr = c.clsLr ?? undefined;
+      const sLr = c.sLr ?? clsLr;
+      this.applyGrads(
+        this.clsParams,
+        cls.grads,
+        clsLr === undefined && sLr === undefined
+          ? undefined
+          : (name) => (isSParam(name) ? sLr : clsLr),
+      );
     } finally {
       tf.dispose([cls.value, ...Object.values(cls.grads)]);
     }
@@ -424,14 +443,18 @@ export class Trainer {
     };
   }
 
-  private applyGrads(params: [string, Parameter][], grads: tf.NamedTensorMap): void {
+  private applyGrads(
+    params: [string, Parameter][],
+    grads: tf.NamedTensorMap,
+    lrOf?: (name: string) => number | undefined,
+  ): void {
     const byVar = new Map<string, string>(params.map(([n, p]) => [p.variable.name, n]));
     const update = new Map<string, { variable: tf.Variable; grad: tf.Tensor }>();
     for (const [, p] of params) {
       const g = grads[p.variable.name];
       if (g) update.set(byVar.get(p.variable.name)!, { variable: p.variable, grad: g });
     }
-    profiler.stage("adam", () => this.optimizer.step(update));
+    profiler.stage("adam", () => this.optimizer.step(update, lrOf));
   }
 
   /**
