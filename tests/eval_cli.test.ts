@@ -104,6 +104,9 @@ Deno.test("eval CLI: usage errors name the flag", async () => {
   assert.equal(await evalMain(["--checkpoint", ckpt, "--split", "dev"], io), 2);
   assert.match(io.errs.join("\n"), /--split must be test, train or all, got 'dev'/);
   io = capture();
+  assert.equal(await evalMain(["--checkpoint", ckpt, "--score-thresh", "1.5"], io), 2);
+  assert.match(io.errs.join("\n"), /--score-thresh must be a number in \[0, 1\), got '1.5'/);
+  io = capture();
   assert.equal(
     await evalMain(["--checkpoint", join(dir, "nope.safetensors"), "--backend", "wasm"], io),
     1,

@@ -63,6 +63,8 @@ export interface ModelOverrides {
   proposalFilter?: ProposalFilter;
   /** Model input size (the transform's short side). */
   minSize?: number;
+  /** Detection score threshold (strict; the paper's 0.75; torchvision's default is 0.05). */
+  scoreThresh?: number;
 }
 
 /** What {@linkcode loadModelFromCheckpoint} built. */
@@ -195,6 +197,9 @@ export function loadModelFromCheckpoint(
   };
   if (overrides.variant) input.variant = overrides.variant;
   if (overrides.proposalFilter) input.proposalFilter = overrides.proposalFilter;
+  if (overrides.scoreThresh !== undefined) {
+    input.roiHeads = { ...input.roiHeads, scoreThresh: overrides.scoreThresh };
+  }
   if (overrides.minSize !== undefined) {
     input.transform!.minSize = overrides.minSize;
     const maxSize = input.transform!.maxSize ?? 1024;

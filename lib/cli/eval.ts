@@ -66,6 +66,8 @@ Options:
   --workers N             worker threads (default: CPU cores on wasm/cpu, 1 on GPU backends)
   --out FILE              JSON output (default: eval-<split>.json beside the checkpoint)
   ${BACKEND_FLAG_HELP}
+  --score-thresh X        detection score threshold (default: the checkpoint's; paper 0.75,
+                          torchvision 0.05 — a low threshold ranks more detections for AP)
   --depth / --stages / --variant / --proposal-filter   override the checkpoint's configuration
   -q, --quiet             no progress output
   -h, --help              show this help
@@ -140,6 +142,7 @@ export async function evalMain(args: string[], io: CliIo = consoleIo()): Promise
         stages: { type: "string" },
         variant: { type: "string" },
         "proposal-filter": { type: "string" },
+        "score-thresh": { type: "string" },
         quiet: { type: "boolean", short: "q", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -169,6 +172,7 @@ export async function evalMain(args: string[], io: CliIo = consoleIo()): Promise
       variant: variant as ModelOverrides["variant"],
       proposalFilter: filter as ModelOverrides["proposalFilter"],
       minSize: int(v.size as string, "--size", 1),
+      scoreThresh: scoreThresh(v["score-thresh"] as string | undefined),
     };
   } catch (e) {
     io.err(`error: ${(e as Error).message}\n\n${EVAL_USAGE}`);
@@ -322,4 +326,13 @@ export async function evalMain(args: string[], io: CliIo = consoleIo()): Promise
 
 if (import.meta.main) {
   Deno.exit(await evalMain(Deno.args));
+}
+
+function scoreThresh(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!(x >= 0 && x < 1)) {
+    throw new UsageError(`--score-thresh must be a number in [0, 1), got '${v}'`);
+  }
+  return x;
 }
