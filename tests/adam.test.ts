@@ -79,3 +79,30 @@ Deno.test("Adam steps each parameter only when it is updated, and its state roun
   copy.dispose();
   assert.equal(tf.memory().numTensors, start, "optimiser state leaked after dispose");
 });
+
+Deno.test("a per-parameter learning rate equals an optimiser configured with that rate", () => {
+  const start = tf.memory().numTensors;
+  const a = tf.tidy(() => tf.variable(tf.tensor1d([0.5, -1])));
+  const b = tf.tidy(() => tf.variable(tf.tensor1d([0.5, -1])));
+  const g = tf.tensor1d([0.3, -0.2]);
+  const shared = new Adam({ lr: 1e-4, weightDecay: 1e-3 });
+  const own = new Adam({ lr: 1e-2, weightDecay: 1e-3 });
+  for (let i = 0; i < 3; i++) {
+    shared.step(new Map([["w", { variable: a, grad: g }]]), (n) => (n === "w" ? 1e-2 : undefined));
+    own.step(new Map([["w", { variable: b, grad: g }]]));
+  }
+  assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+  shared.step(new Map([["w", { variable: a, grad: g }]]), () => undefined);
+  const c = tf.tidy(() => tf.variable(b.clone()));
+  own.config = { ...own.config, lr: 1e-4 };
+  own.step(new Map([["w", { variable: b, grad: g }]]));
+  assert.deepEqual(
+    Array.from(a.dataSync()),
+    Array.from(b.dataSync()),
+    "undefined falls back to lr",
+  );
+  tf.dispose([a, b, c, g]);
+  shared.dispose();
+  own.dispose();
+  assert.equal(tf.memory().numTensors, start);
+});
