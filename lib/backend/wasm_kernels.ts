@@ -170,14 +170,14 @@ function assertNHWC(kernel: string, dataFormat: unknown): void {
 // ---------------------------------------------------------------------------------------------
 // Conv2DBackpropFilter
 
-function conv2DBackpropFilter(
-  args: { inputs: { x: Info; dy: Info }; backend: tf.KernelBackend; attrs: Attrs },
-): Info {
-  const { inputs: { x, dy }, backend, attrs } = args;
-  assertNHWC("Conv2DBackpropFilter", attrs.dataFormat);
-  const filterShape = attrs.filterShape as [number, number, number, number];
+/** The NHWC geometry of a conv kernel's attributes (sizes, strides, leading padding). */
+function convGeometry(
+  inputShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  attrs: Attrs,
+) {
   const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
+    inputShape,
     filterShape,
     attrs.strides as number | [number, number],
     1,
@@ -186,20 +186,34 @@ function conv2DBackpropFilter(
     false,
     "channelsLast",
   );
-  const {
-    batchSize: n,
-    inHeight: h,
-    inWidth: w,
-    inChannels: c,
-    outHeight: oh,
-    outWidth: ow,
-    outChannels: co,
-    filterHeight: kh,
-    filterWidth: kw,
-    strideHeight: sh,
-    strideWidth: sw,
-  } = info;
-  const { top, left } = info.padInfo;
+  return {
+    n: info.batchSize,
+    h: info.inHeight,
+    w: info.inWidth,
+    c: info.inChannels,
+    oh: info.outHeight,
+    ow: info.outWidth,
+    co: info.outChannels,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    top: info.padInfo.top,
+    left: info.padInfo.left,
+  };
+}
+
+function conv2DBackpropFilter(
+  args: { inputs: { x: Info; dy: Info }; backend: tf.KernelBackend; attrs: Attrs },
+): Info {
+  const { inputs: { x, dy }, backend, attrs } = args;
+  assertNHWC("Conv2DBackpropFilter", attrs.dataFormat);
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  const { n, h, w, c, oh, ow, co, kh, kw, sh, sw, top, left } = convGeometry(
+    x.shape as [number, number, number, number],
+    filterShape,
+    attrs,
+  );
   const m = n * oh * ow;
   return withRunner(backend, (r) => {
     if (m === 0) return r.zeros(filterShape);
@@ -369,30 +383,11 @@ function conv2DBackpropInput(
   const { inputs: { dy, filter }, backend, attrs } = args;
   assertNHWC("Conv2DBackpropInput", attrs.dataFormat);
   const inputShape = attrs.inputShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
+  const { n, h, w, c, oh, ow, co, kh, kw, sh, sw, top, left } = convGeometry(
     inputShape,
     filter.shape as [number, number, number, number],
-    attrs.strides as number | [number, number],
-    1,
-    attrs.pad as "same" | "valid" | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as "floor" | "round" | "ceil" | undefined,
-    false,
-    "channelsLast",
+    attrs,
   );
-  const {
-    batchSize: n,
-    inHeight: h,
-    inWidth: w,
-    inChannels: c,
-    outHeight: oh,
-    outWidth: ow,
-    outChannels: co,
-    filterHeight: kh,
-    filterWidth: kw,
-    strideHeight: sh,
-    strideWidth: sw,
-  } = info;
-  const { top, left } = info.padInfo;
   return withRunner(backend, (r) => {
     const phases: { rh: number; rw: number; out: Info; qh: number; qw: number }[] = [];
     let anyEmpty = false;
