@@ -106,3 +106,49 @@ Deno.test("a per-parameter learning rate equals an optimiser configured with tha
   own.dispose();
   assert.equal(tf.memory().numTensors, start);
 });
+
+Deno.test("the fused Adam kernel equals the composed tfjs ops on wasm and cpu", async () => {
+  const { fusedAdamAvailable } = await import("../lib/train/adam_kernel.ts");
+  const rand = (n: number, seed: number) => {
+    let s = seed >>> 0;
+    return Float32Array.from({ length: n }, () => {
+      s = (s * 1664525 + 1013904223) >>> 0;
+      return s / 2 ** 31 - 1;
+    });
+  };
+  const n = 1000;
+  for (const backend of ["wasm", "cpu"]) {
+    await tf.setBackend(backend);
+    assert.ok(fusedAdamAvailable(), `fused kernel registered for ${backend}`);
+    const start = tf.memory().numTensors;
+    const results: Float32Array[][] = [];
+    for (const fused of [true, false]) {
+      const w = tf.tidy(() => tf.variable(tf.tensor1d(rand(n, 7))));
+      const opt = new Adam({ lr: 1e-2, weightDecay: 1e-3 }, fused);
+      const out: Float32Array[] = [];
+      for (let t = 0; t < 5; t++) {
+        const g = tf.tensor1d(rand(n, 100 + t));
+        opt.step(new Map([["w", { variable: w, grad: g }]]));
+        g.dispose();
+        out.push(w.dataSync() as Float32Array);
+      }
+      const st = opt.getState().slots.w;
+      out.push(st.m, st.v);
+      results.push(out);
+      opt.dispose();
+      w.dispose();
+    }
+    results[0].forEach((a, k) => {
+      const b = results[1][k];
+      // Rounding only: within a few float32 ulps of the larger values of the tensor.
+      const scale = b.reduce((mx, x) => Math.max(mx, Math.abs(x)), 0);
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        worst = Math.max(worst, Math.abs(a[i] - b[i]) / (Math.abs(b[i]) + 1e-3 * scale));
+      }
+      assert.ok(worst < 1e-5, `${backend} output ${k}: relative difference ${worst}`);
+    });
+    assert.equal(tf.memory().numTensors, start, `${backend}: no tensors leak`);
+  }
+  await tf.setBackend("wasm");
+});

@@ -174,6 +174,25 @@ Deno.test("pooling, resize, batch-norm-as-ops, relu and a loss: gradients match 
   });
 });
 
+Deno.test("max-pool gradients match cpu, with ties, odd sizes and every padding", async () => {
+  // Values rounded to a few levels so that windows hold equal maxima (the first one wins).
+  const ties = (...shape: number[]): Data => {
+    const d = data(...shape);
+    return { shape, values: d.values.map((v) => Math.round(v * 1.5) / 1.5) };
+  };
+  for (const [h, w, c] of [[9, 8, 3], [16, 16, 5], [7, 11, 2]]) {
+    await compare(`maxPool ${h}x${w}x${c}`, [ties(2, h, w, c)], (x) => {
+      const f = (t: tf.Tensor) =>
+        tf.addN([
+          tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 3, 2, 1), 1.5)),
+          tf.sum(tf.square(tf.maxPool(t as tf.Tensor4D, 2, 2, "valid"))),
+          tf.sum(tf.sin(tf.maxPool(t as tf.Tensor4D, [3, 2], [1, 2], "same"))),
+        ]);
+      return [f(x), ...tf.grads(f)([x])];
+    });
+  }
+});
+
 Deno.test("the wasm kernels free their intermediates", async () => {
   await initBackend("wasm");
   const x = tf.tensor(randn(2 * 9 * 9 * 3), [2, 9, 9, 3]) as tf.Tensor4D;

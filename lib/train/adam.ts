@@ -1,7 +1,8 @@
 /**
  * Adam with PyTorch's semantics (`torch.optim.Adam`, not AdamW): weight decay is added to the
  * gradient, moments are bias-corrected, `eps` is added to the bias-corrected root of the second
- * moment. One optimiser (one state) serves both steps of the SSM's training iteration; each
+ * moment. On `wasm` and `cpu` the update runs as one fused kernel (`adam_kernel.ts`), elsewhere as
+ * tfjs ops. One optimiser (one state) serves both steps of the SSM's training iteration; each
  * parameter keeps its own step count, advanced only when the parameter is updated.
  *
  * @example
@@ -16,6 +17,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { fusedAdamAvailable, fusedAdamUpdate } from "./adam_kernel.ts";
 
 /** Adam hyper-parameters (defaults: the paper's lr 1e-5 and weight decay 1e-3). */
 export interface AdamConfig {
@@ -68,8 +70,12 @@ export class Adam {
   config: AdamConfig;
   private slots = new Map<string, SlotState>();
 
-  /** @param config hyper-parameters (defaults: {@linkcode DEFAULT_ADAM}) */
-  constructor(config: Partial<AdamConfig> = {}) {
+  /**
+   * @param config hyper-parameters (defaults: {@linkcode DEFAULT_ADAM})
+   * @param fused use the fused update kernel where the backend has one (`wasm`, `cpu`; default
+   *   true); false forces the composed tfjs ops everywhere
+   */
+  constructor(config: Partial<AdamConfig> = {}, readonly fused = true) {
     this.config = { ...DEFAULT_ADAM, ...config };
   }
 
@@ -87,6 +93,7 @@ export class Adam {
    */
   step(params: Map<string, ParamGrad>, lrOf?: (name: string) => number | undefined): void {
     const { beta1, beta2, eps, weightDecay } = this.config;
+    const fused = this.fused && fusedAdamAvailable();
     for (const [name, { variable, grad }] of params) {
       const lr = lrOf?.(name) ?? this.config.lr;
       let s = this.slots.get(name);
@@ -103,14 +110,23 @@ export class Adam {
       const bc1 = 1 - beta1 ** s.step;
       const bc2 = 1 - beta2 ** s.step;
       const slot = s;
-      const [m, v, p] = tf.tidy(() => {
-        const g = weightDecay !== 0 ? tf.add(grad, tf.mul(variable, weightDecay)) : grad;
-        const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
-        const p = tf.sub(variable, tf.mul(tf.div(m, denom), lr / bc1));
-        return [m, v, p];
-      });
+      const { m, v, param: p } = fused
+        ? fusedAdamUpdate(variable, grad, slot.m, slot.v, {
+          lr,
+          beta1,
+          beta2,
+          eps,
+          weightDecay,
+          step: slot.step,
+        })
+        : tf.tidy(() => {
+          const g = weightDecay !== 0 ? tf.add(grad, tf.mul(variable, weightDecay)) : grad;
+          const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
+          const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.square(g), 1 - beta2));
+          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
+          const p = tf.sub(variable, tf.mul(tf.div(m, denom), lr / bc1));
+          return { m, v, param: p };
+        });
       slot.m.assign(m);
       slot.v.assign(v);
       variable.assign(p);
