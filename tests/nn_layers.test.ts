@@ -14,6 +14,7 @@ import {
   tfToTorch,
   torchToTf,
 } from "../lib/nn/mod.ts";
+import { fusedBatchNormAvailable } from "../lib/nn/batch_norm_kernel.ts";
 
 /** Seeded uniform [0,1) generator (mulberry32). */
 function rng(seed: number): () => number {
@@ -266,40 +267,53 @@ for (const backend of ["wasm", "cpu"] as const) {
     bn.dispose();
   });
 
-  Deno.test(`BatchNorm2d train-mode gradient matches the analytic one (${backend})`, async () => {
-    await initBackend(backend);
-    const r = rng(14);
-    const [n, h, w, c] = [2, 3, 4, 3];
-    const m = n * h * w;
-    const bn = new BatchNorm2d(c).setTraining(true);
-    const gamma = normals(c, r, 1, 0.3);
-    bn.weight.assign(tf.tensor1d(gamma));
-    const x = normals(m * c, r, 0.5, 1.5), g = normals(m * c, r);
-    const dx = tf.tidy(() =>
-      tf.grad((xt: tf.Tensor) =>
-        tf.sum(tf.mul(bn.apply(xt as tf.Tensor4D), tf.tensor4d(g, [n, h, w, c])))
-      )(
-        tf.tensor4d(x, [n, h, w, c]),
-      )
-    );
-    const mean = new Float64Array(c), v = new Float64Array(c);
-    for (let i = 0; i < m * c; i++) mean[i % c] += x[i] / m;
-    for (let i = 0; i < m * c; i++) v[i % c] += (x[i] - mean[i % c]) ** 2 / m;
-    const gm = new Float64Array(c), gxm = new Float64Array(c);
-    for (let i = 0; i < m * c; i++) {
-      const k = i % c, xh = (x[i] - mean[k]) / Math.sqrt(v[k] + 1e-5);
-      gm[k] += g[i] / m;
-      gxm[k] += g[i] * xh / m;
-    }
-    const ref = new Float64Array(m * c);
-    for (let i = 0; i < m * c; i++) {
-      const k = i % c, s = Math.sqrt(v[k] + 1e-5), xh = (x[i] - mean[k]) / s;
-      ref[i] = gamma[k] / s * (g[i] - gm[k] - xh * gxm[k]);
-    }
-    assertClose(dx.dataSync(), ref, () => 1e-4);
-    dx.dispose();
-    bn.dispose();
-  });
+  for (const fused of [true, false]) {
+    const how = fused ? "fused kernels" : "tfjs ops";
+    Deno.test(`BatchNorm2d train-mode gradients match the analytic ones (${how}, ${backend})`, async () => {
+      await initBackend(backend);
+      const r = rng(14);
+      const [n, h, w, c] = [2, 3, 4, 3];
+      const m = n * h * w;
+      const bn = new BatchNorm2d(c).setTraining(true);
+      bn.fused = fused;
+      assert.equal(fusedBatchNormAvailable(), true, `fused kernels registered on ${backend}`);
+      const gamma = normals(c, r, 1, 0.3), beta = normals(c, r, 0, 0.5);
+      bn.weight.assign(tf.tensor1d(gamma));
+      bn.bias.assign(tf.tensor1d(beta));
+      const x = normals(m * c, r, 0.5, 1.5), g = normals(m * c, r);
+      const start = tf.memory().numTensors;
+      const dx = tf.tidy(() =>
+        tf.grad((xt: tf.Tensor) =>
+          tf.sum(tf.mul(bn.apply(xt as tf.Tensor4D), tf.tensor4d(g, [n, h, w, c])))
+        )(tf.tensor4d(x, [n, h, w, c]))
+      );
+      const mean = new Float64Array(c), v = new Float64Array(c);
+      for (let i = 0; i < m * c; i++) mean[i % c] += x[i] / m;
+      for (let i = 0; i < m * c; i++) v[i % c] += (x[i] - mean[i % c]) ** 2 / m;
+      const gm = new Float64Array(c), gxm = new Float64Array(c);
+      for (let i = 0; i < m * c; i++) {
+        const k = i % c, xh = (x[i] - mean[k]) / Math.sqrt(v[k] + 1e-5);
+        gm[k] += g[i] / m;
+        gxm[k] += g[i] * xh / m;
+      }
+      const ref = new Float64Array(m * c);
+      for (let i = 0; i < m * c; i++) {
+        const k = i % c, s = Math.sqrt(v[k] + 1e-5), xh = (x[i] - mean[k]) / s;
+        ref[i] = gamma[k] / s * (g[i] - gm[k] - xh * gxm[k]);
+      }
+      assertClose(dx.dataSync(), ref, () => 1e-4);
+      // Parameter gradients through the module's variables.
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(bn.apply(tf.tensor4d(x, [n, h, w, c])), tf.tensor4d(g, [n, h, w, c]))),
+        [bn.weight, bn.bias],
+      );
+      assertClose(grads[bn.weight.name].dataSync(), gxm.map((v) => v * m), () => 1e-4);
+      assertClose(grads[bn.bias.name].dataSync(), gm.map((v) => v * m), () => 1e-4);
+      tf.dispose([dx, value, ...Object.values(grads)]);
+      assert.equal(tf.memory().numTensors, start, "no tensors leak");
+      bn.dispose();
+    });
+  }
 
   Deno.test(`Conv2d gradients with symmetric padding match float64 (${backend})`, async () => {
     await initBackend(backend);

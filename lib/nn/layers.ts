@@ -14,6 +14,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { batchNormTrain, fusedBatchNormAvailable } from "./batch_norm_kernel.ts";
 import {
   type InitScheme,
   initTensor,
@@ -221,7 +222,8 @@ export function blocksToImage(
 /**
  * `nn.BatchNorm2d` on NHWC input. In training mode it normalises with the batch statistics
  * and updates the running statistics (momentum 0.1, unbiased variance, as PyTorch); in eval
- * mode it is the affine map given by the running statistics.
+ * mode it is the affine map given by the running statistics. Training mode runs as one fused
+ * kernel (and fused gradients) on `wasm` and `cpu`, as tfjs ops elsewhere.
  */
 export class BatchNorm2d extends Module {
   /** Scale γ. */
@@ -238,6 +240,12 @@ export class BatchNorm2d extends Module {
    * @param eps variance epsilon (PyTorch's 1e-5)
    * @param momentum running-statistics momentum (PyTorch's 0.1)
    */
+  /**
+   * Use the fused training-mode kernels where the backend has them (`wasm`, `cpu`; see
+   * `batch_norm_kernel.ts`). Default true; false forces the composed tfjs ops.
+   */
+  fused = true;
+
   constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum = 0.1) {
     super();
     this.weight = this.addParameter("weight", tf.ones([numFeatures]), [numFeatures]);
@@ -259,13 +267,18 @@ export class BatchNorm2d extends Module {
         return tf.add(tf.mul(x, scale), shift);
       });
     }
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    const y = tf.tidy(() =>
-      tf.add(
-        tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight),
-        this.bias,
-      )
-    );
+    let y: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor;
+    if (this.fused && fusedBatchNormAvailable()) {
+      ({ y, mean, variance } = batchNormTrain(x, this.weight, this.bias, this.eps));
+    } else {
+      ({ mean, variance } = tf.moments(x, [0, 1, 2]));
+      y = tf.tidy(() =>
+        tf.add(
+          tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight),
+          this.bias,
+        )
+      );
+    }
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     const m = this.momentum;
     const [rm, rv] = tf.tidy(() => {
