@@ -130,7 +130,7 @@ export class BasicBlock extends Module implements ResidualBlock {
   /** `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const y = this.bn2.apply(this.conv2.apply(tf.relu(this.bn1.apply(this.conv1.apply(x)))));
+      const y = this.bn2.apply(this.conv2.apply(this.bn1.apply(this.conv1.apply(x), "relu")));
       const identity = this.downsample ? this.downsample.apply(x) : x;
       return tf.relu(tf.add(y, identity));
     });
@@ -179,8 +179,8 @@ export class Bottleneck extends Module implements ResidualBlock {
   /** The bottleneck residual function plus shortcut, then ReLU. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let y = tf.relu(this.bn1.apply(this.conv1.apply(x)));
-      y = tf.relu(this.bn2.apply(this.conv2.apply(y)));
+      let y = this.bn1.apply(this.conv1.apply(x), "relu");
+      y = this.bn2.apply(this.conv2.apply(y), "relu");
       y = this.bn3.apply(this.conv3.apply(y));
       const identity = this.downsample ? this.downsample.apply(x) : x;
       return tf.relu(tf.add(y, identity));
@@ -268,7 +268,7 @@ export class ResNetBody extends Module {
 
   /** conv1 → bn1 → ReLU → max pool 3x3/2 (padding 1, −∞). */
   stem(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => maxPool2d(tf.relu(this.bn1.apply(this.conv1.apply(x))), 3, 2, 1));
+    return tf.tidy(() => maxPool2d(this.bn1.apply(this.conv1.apply(x), "relu"), 3, 2, 1));
   }
 
   /** Every stage's output: `[stem, layer1, ..., layer{stages}]` (caller disposes). */

@@ -267,8 +267,8 @@ for (const backend of ["wasm", "cpu"] as const) {
     bn.dispose();
   });
 
-  for (const fused of [true, false]) {
-    const how = fused ? "fused kernels" : "tfjs ops";
+  for (const [fused, act] of [[true, "linear"], [true, "relu"], [false, "relu"]] as const) {
+    const how = `${fused ? "fused kernels" : "tfjs ops"}, ${act}`;
     Deno.test(`BatchNorm2d train-mode gradients match the analytic ones (${how}, ${backend})`, async () => {
       await initBackend(backend);
       const r = rng(14);
@@ -280,16 +280,22 @@ for (const backend of ["wasm", "cpu"] as const) {
       const gamma = normals(c, r, 1, 0.3), beta = normals(c, r, 0, 0.5);
       bn.weight.assign(tf.tensor1d(gamma));
       bn.bias.assign(tf.tensor1d(beta));
-      const x = normals(m * c, r, 0.5, 1.5), g = normals(m * c, r);
+      const x = normals(m * c, r, 0.5, 1.5), g0 = normals(m * c, r);
       const start = tf.memory().numTensors;
       const dx = tf.tidy(() =>
         tf.grad((xt: tf.Tensor) =>
-          tf.sum(tf.mul(bn.apply(xt as tf.Tensor4D), tf.tensor4d(g, [n, h, w, c])))
+          tf.sum(tf.mul(bn.apply(xt as tf.Tensor4D, act), tf.tensor4d(g0, [n, h, w, c])))
         )(tf.tensor4d(x, [n, h, w, c]))
       );
       const mean = new Float64Array(c), v = new Float64Array(c);
       for (let i = 0; i < m * c; i++) mean[i % c] += x[i] / m;
       for (let i = 0; i < m * c; i++) v[i % c] += (x[i] - mean[i % c]) ** 2 / m;
+      // With a ReLU the upstream gradient passes only where the normalised output is positive.
+      const g = g0.map((gi, i) => {
+        const k = i % c, z = (x[i] - mean[k]) / Math.sqrt(v[k] + 1e-5) * gamma[k] + beta[k];
+        return act === "relu" && z <= 0 ? 0 : gi;
+      });
+      if (act === "relu") assert.ok(g.some((gi, i) => gi !== g0[i]), "the ReLU masks something");
       const gm = new Float64Array(c), gxm = new Float64Array(c);
       for (let i = 0; i < m * c; i++) {
         const k = i % c, xh = (x[i] - mean[k]) / Math.sqrt(v[k] + 1e-5);
@@ -304,7 +310,10 @@ for (const backend of ["wasm", "cpu"] as const) {
       assertClose(dx.dataSync(), ref, () => 1e-4);
       // Parameter gradients through the module's variables.
       const { value, grads } = tf.variableGrads(
-        () => tf.sum(tf.mul(bn.apply(tf.tensor4d(x, [n, h, w, c])), tf.tensor4d(g, [n, h, w, c]))),
+        () =>
+          tf.sum(
+            tf.mul(bn.apply(tf.tensor4d(x, [n, h, w, c]), act), tf.tensor4d(g0, [n, h, w, c])),
+          ),
         [bn.weight, bn.bias],
       );
       assertClose(grads[bn.weight.name].dataSync(), gxm.map((v) => v * m), () => 1e-4);

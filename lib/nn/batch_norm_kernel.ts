@@ -8,7 +8,7 @@
  *
  * - `SsmBatchNormTrain` (`x`, `weight`, `bias` → `y`, `mean`, `variance`): per-channel mean and
  *   biased variance of an NHWC tensor over `N·H·W` (two passes, float64 accumulators), then
- *   `y = (x − mean) / √(variance + ε) · weight + bias`;
+ *   `y = (x − mean) / √(variance + ε) · weight + bias`, optionally followed by a ReLU;
  * - its registered gradient, the exact gradient of that expression with the statistics depending
  *   on `x` (`M = N·H·W`, `x̂ = (x − mean)/σ`): `SsmBatchNormTrainGradInput` computes
  *   `dx = weight/σ · (dy − Σdy/M − x̂·Σ(dy·x̂)/M)` (two passes), `SsmBatchNormTrainGradWeight`
@@ -101,7 +101,7 @@ function forwardKernel(mem: (b: unknown) => Memory) {
     const { x, weight, bias } = args.inputs as { x: Info; weight: Info; bias: Info };
     checkFloat(BN_TRAIN_KERNEL, { x, weight, bias });
     const C = channelsOf(BN_TRAIN_KERNEL, x, { weight, bias });
-    const eps = (args.attrs as { eps: number }).eps;
+    const { eps, relu } = args.attrs as { eps: number; relu?: boolean };
     const m = mem(args.backend);
     const y = m.alloc(x.shape), meanT = m.alloc([C]), varT = m.alloc([C]);
     // Views after every allocation (a wasm heap growth detaches earlier ones).
@@ -126,8 +126,17 @@ function forwardKernel(mem: (b: unknown) => Memory) {
       scale[c] = W[c] / Math.sqrt(variance + eps);
       shift[c] = B[c] - mean[c] * scale[c];
     }
-    for (let i = 0; i < X.length; i += C) {
-      for (let c = 0; c < C; c++) Y[i + c] = X[i + c] * scale[c] + shift[c];
+    if (relu) {
+      for (let i = 0; i < X.length; i += C) {
+        for (let c = 0; c < C; c++) {
+          const v = X[i + c] * scale[c] + shift[c];
+          Y[i + c] = v > 0 ? v : 0;
+        }
+      }
+    } else {
+      for (let i = 0; i < X.length; i += C) {
+        for (let c = 0; c < C; c++) Y[i + c] = X[i + c] * scale[c] + shift[c];
+      }
     }
     return [y.info, meanT.info, varT.info];
   };
@@ -139,6 +148,16 @@ interface GradInputs {
   mean: Info;
   variance: Info;
   weight?: Info;
+  /** The forward output when a ReLU was fused: gradients pass only where it is positive. */
+  y?: Info;
+}
+
+/** `dy` with the fused ReLU's mask applied (a copy), or `dy` itself without one. */
+function maskedGrad(G: Float32Array, Y: Float32Array | null): Float32Array {
+  if (!Y) return G;
+  const out = new Float32Array(G.length);
+  for (let i = 0; i < G.length; i++) out[i] = Y[i] > 0 ? G[i] : 0;
+  return out;
 }
 
 /** Checks the backward inputs and returns the channel count. */
@@ -183,7 +202,8 @@ function gradInputKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const dx = m.alloc(ins.x.shape);
-    const G = m.read(ins.dy), X = m.read(ins.x), MEAN = m.read(ins.mean);
+    const X = m.read(ins.x), MEAN = m.read(ins.mean);
+    const G = maskedGrad(m.read(ins.dy), ins.y ? m.read(ins.y) : null);
     const W = m.read(ins.weight);
     const inv = invStd(m.read(ins.variance), eps);
     const DX = dx.data();
@@ -210,7 +230,8 @@ function gradWeightKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const out = m.alloc([C]);
-    const G = m.read(ins.dy), X = m.read(ins.x), MEAN = m.read(ins.mean);
+    const X = m.read(ins.x), MEAN = m.read(ins.mean);
+    const G = maskedGrad(m.read(ins.dy), ins.y ? m.read(ins.y) : null);
     const inv = invStd(m.read(ins.variance), eps);
     const O = out.data();
     const dw = new Float64Array(C);
@@ -224,12 +245,12 @@ function gradWeightKernel(mem: (b: unknown) => Memory) {
 
 function channelSumKernel(mem: (b: unknown) => Memory) {
   return (args: { inputs: unknown; backend: unknown }): Info => {
-    const { x } = args.inputs as { x: Info };
-    checkFloat(CHANNEL_SUM_KERNEL, { x });
+    const { x, y } = args.inputs as { x: Info; y?: Info };
+    checkFloat(CHANNEL_SUM_KERNEL, { x, ...(y ? { y } : {}) });
     const C = x.shape[x.shape.length - 1] ?? 1;
     const m = mem(args.backend);
     const out = m.alloc([C]);
-    const X = m.read(x), O = out.data();
+    const X = maskedGrad(m.read(x), y ? m.read(y) : null), O = out.data();
     const sum = new Float64Array(C);
     for (let i = 0; i < X.length; i += C) for (let c = 0; c < C; c++) sum[c] += X[i + c];
     O.set(sum);
@@ -263,13 +284,16 @@ if (!tf.getGradient(BN_TRAIN_KERNEL)) {
   tf.registerGradient({
     kernelName: BN_TRAIN_KERNEL,
     inputsToSave: ["x", "weight"],
-    outputsToSave: [false, true, true],
+    outputsToSave: [true, true, true],
     gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
       const dy = Array.isArray(dys) ? dys[0] : dys;
-      const [x, weight, mean, variance] = saved;
+      const [x, weight, out, mean, variance] = saved;
+      const mask = attrs?.relu ? { y: out } : {};
       const engine = tf.engine();
       const grad = (name: string, inputs: Record<string, tf.Tensor>) => () =>
-        engine.runKernel(name, inputs as tf.NamedTensorMap, attrs ?? {}) as tf.Tensor;
+        engine.runKernel(name, { ...inputs, ...mask } as tf.NamedTensorMap, {
+          eps: attrs?.eps ?? 0,
+        }) as tf.Tensor;
       return {
         x: grad(BN_GRAD_INPUT_KERNEL, { dy, x, mean, variance, weight }),
         weight: grad(BN_GRAD_WEIGHT_KERNEL, { dy, x, mean, variance }),
@@ -300,14 +324,16 @@ export interface BatchNormTrainOutput {
 /**
  * Training-mode batch norm of an NHWC tensor with the fused kernels: `y` is differentiable with
  * respect to `x`, `weight` and `bias`; `mean` and `variance` are the batch statistics (for the
- * running averages; no gradient flows through them). The caller disposes all three. Throws when
- * the active backend has no fused kernels.
+ * running averages; no gradient flows through them). With `activation` `"relu"` the output is
+ * `max(0, y)` and the gradient is masked accordingly (one pass less each way). The caller
+ * disposes all three. Throws when the active backend has no fused kernels.
  */
 export function batchNormTrain(
   x: tf.Tensor4D,
   weight: tf.Tensor,
   bias: tf.Tensor,
   eps: number,
+  activation: "linear" | "relu" = "linear",
 ): BatchNormTrainOutput {
   if (!fusedBatchNormAvailable()) {
     throw new Error(`${BN_TRAIN_KERNEL}: no fused kernel for backend '${tf.getBackend()}'`);
@@ -315,7 +341,7 @@ export function batchNormTrain(
   const [y, mean, variance] = tf.engine().runKernel(
     BN_TRAIN_KERNEL,
     { x, weight, bias } as unknown as tf.NamedTensorMap,
-    { eps } as unknown as tf.NamedAttrMap,
+    { eps, relu: activation === "relu" } as unknown as tf.NamedAttrMap,
   ) as tf.Tensor[];
   return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }

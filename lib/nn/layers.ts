@@ -258,26 +258,28 @@ export class BatchNorm2d extends Module {
     }, true);
   }
 
-  /** Normalises `[N,H,W,C]`. */
-  apply(x: tf.Tensor4D): tf.Tensor4D {
+  /** Normalises `[N,H,W,C]`, optionally followed by a ReLU (fused where possible). */
+  apply(x: tf.Tensor4D, activation: "linear" | "relu" = "linear"): tf.Tensor4D {
     if (!this.training) {
       return tf.tidy(() => {
         const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, this.eps)));
         const shift = tf.sub(this.bias, tf.mul(this.runningMean, scale));
-        return tf.add(tf.mul(x, scale), shift);
+        const y = tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
+        return activation === "relu" ? tf.relu(y) : y;
       });
     }
     let y: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor;
     if (this.fused && fusedBatchNormAvailable()) {
-      ({ y, mean, variance } = batchNormTrain(x, this.weight, this.bias, this.eps));
+      ({ y, mean, variance } = batchNormTrain(x, this.weight, this.bias, this.eps, activation));
     } else {
       ({ mean, variance } = tf.moments(x, [0, 1, 2]));
-      y = tf.tidy(() =>
-        tf.add(
+      y = tf.tidy(() => {
+        const z = tf.add(
           tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight),
           this.bias,
-        )
-      );
+        );
+        return activation === "relu" ? tf.relu(z) : z;
+      });
     }
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     const m = this.momentum;
