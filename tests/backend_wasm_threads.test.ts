@@ -1,0 +1,169 @@
+// The multi-threaded wasm backend against the cpu backend on fresh random inputs (max-abs error
+// relative to the reference's max-abs <= 1e-4): conv2d, matMul and a conv gradient through
+// tf.grads (with the toolkit's wasm training kernels). Also: the thread count the module reports,
+// the pthread workers really running, clean disposal, and that a process which never disposes the
+// backend still exits.
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import {
+  disposeThreadedWasmBackend,
+  registerThreadedWasmBackend,
+  threadedWasmWorkerCount,
+} from "../lib/backend/wasm_threads.ts";
+import "../lib/backend/gradients.ts";
+import { registerWasmTrainingKernels } from "../lib/backend/wasm_kernels.ts";
+import { REPO_ROOT } from "./_util.ts";
+
+const TOL = 1e-4;
+const THREADS = 2;
+let seed = (Date.now() ^ 0x7ead) >>> 0;
+const startSeed = seed;
+
+/** Fresh standard-normal values (xorshift + Box-Muller; the seed is in failure messages). */
+function randn(n: number): Float32Array {
+  const out = new Float32Array(n);
+  const next = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return ((seed >>> 0) + 0.5) / 4294967296;
+  };
+  for (let i = 0; i < n; i++) {
+    out[i] = Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
+  }
+  return out;
+}
+
+type Data = { shape: number[]; values: Float32Array };
+const data = (...shape: number[]): Data => ({
+  shape,
+  values: randn(shape.reduce((a, b) => a * b, 1)),
+});
+
+type Case = { label: string; inputs: Data[]; f: (...xs: tf.Tensor[]) => tf.Tensor[] };
+
+function runAll(cases: Case[]): { shape: number[]; values: Float32Array }[][] {
+  return cases.map((c) =>
+    tf.tidy(() => {
+      const xs = c.inputs.map((d) => tf.tensor(d.values, d.shape));
+      return c.f(...xs).map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
+    })
+  );
+}
+
+function relErr(got: Float32Array, want: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+const convGrad = (x: tf.Tensor, w: tf.Tensor, r: tf.Tensor): tf.Tensor[] =>
+  tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, "same"), r))
+  )([x, w]);
+
+Deno.test("threaded wasm: conv2d, matMul and a conv gradient match the cpu backend", async () => {
+  const cases: Case[] = [
+    {
+      label: "conv2d 3x3 s1 same [2,24,24,16]->32",
+      inputs: [data(2, 24, 24, 16), data(3, 3, 16, 32)],
+      f: (x, w) => [tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same")],
+    },
+    {
+      label: "conv2d 3x3 s2 valid [1,33,31,8]->24",
+      inputs: [data(1, 33, 31, 8), data(3, 3, 8, 24)],
+      f: (x, w) => [tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, "valid")],
+    },
+    {
+      label: "matMul [192,256]x[256,160]",
+      inputs: [data(192, 256), data(256, 160)],
+      f: (a, b) => [tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)],
+    },
+    {
+      label: "conv2d grads (x, w) 3x3 s2 same [2,16,16,8]->16",
+      inputs: [data(2, 16, 16, 8), data(3, 3, 8, 16), data(2, 8, 8, 16)],
+      f: convGrad,
+    },
+  ];
+
+  await tf.setBackend("cpu");
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  const want = runAll(cases);
+
+  const info = await registerThreadedWasmBackend(THREADS);
+  try {
+    registerWasmTrainingKernels();
+    assert.equal(tf.getBackend(), "wasm");
+    assert.equal(info.threads, THREADS, "threads reported by get_threads_count");
+    const pthread = (info.backend as unknown as {
+      wasm: { PThread: { runningWorkers: unknown[] } };
+    }).wasm.PThread;
+    assert.equal(pthread.runningWorkers.length, THREADS - 1, "pthreadpool worker threads running");
+    const got = runAll(cases);
+    const report: string[] = [];
+    cases.forEach((c, i) => {
+      want[i].forEach((w, j) => {
+        const g = got[i][j];
+        assert.deepEqual(g.shape, w.shape, `${c.label} output ${j} shape`);
+        const e = relErr(g.values, w.values);
+        report.push(`${c.label}[${j}] ${e.toExponential(2)}`);
+        assert.ok(e <= TOL, `${c.label} output ${j}: rel err ${e} > ${TOL} (seed ${startSeed})`);
+      });
+    });
+    console.log(`threads used: ${info.threads} (pool ${info.poolSize}); ${report.join("; ")}`);
+  } finally {
+    await disposeThreadedWasmBackend();
+  }
+  assert.equal(threadedWasmWorkerCount(), 0, "workers left after dispose");
+  // The single-threaded registration is back and usable.
+  assert.ok(tf.findBackendFactory("wasm") != null);
+  assert.ok(await tf.setBackend("wasm"));
+  const s = tf.tidy(() => tf.sum(tf.tensor1d([1, 2, 3])).dataSync()[0]);
+  assert.equal(s, 6);
+  await tf.setBackend("cpu");
+});
+
+Deno.test("threaded wasm: invalid thread counts are rejected", async () => {
+  for (const bad of [0, -1, 1.5, 9, Number.NaN]) {
+    await assert.rejects(
+      registerThreadedWasmBackend(bad),
+      /threads must be an integer in \[1, 8\]/,
+    );
+  }
+  assert.equal(threadedWasmWorkerCount(), 0);
+});
+
+Deno.test("threaded wasm: a process that never disposes the backend exits", async () => {
+  const url = new URL("../lib/backend/wasm_threads.ts", import.meta.url).href;
+  const code = `import * as tf from "@tensorflow/tfjs-core";
+import { registerThreadedWasmBackend } from "${url}";
+const info = await registerThreadedWasmBackend(${THREADS});
+const y = tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]));
+console.log(info.threads, (await y.data())[0]);`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", `${REPO_ROOT}/deno.json`, code],
+    cwd: REPO_ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), 30_000);
+  });
+  const result = await Promise.race([child.output(), timedOut]);
+  clearTimeout(timer);
+  if (result === "timeout") {
+    child.kill("SIGKILL");
+    await child.output();
+    assert.fail("the child process did not exit within 30 s (pthread workers keep it alive)");
+  }
+  const out = new TextDecoder().decode(result.stdout).trim();
+  const err = new TextDecoder().decode(result.stderr).trim();
+  assert.equal(result.code, 0, `child failed: ${err}`);
+  assert.equal(out, `${THREADS} 64`);
+});
