@@ -44,12 +44,13 @@ const data = (...shape: number[]): Data => ({
 type Case = { label: string; inputs: Data[]; f: (...xs: tf.Tensor[]) => tf.Tensor[] };
 
 function runAll(cases: Case[]): { shape: number[]; values: Float32Array }[][] {
-  return cases.map((c) =>
-    tf.tidy(() => {
-      const xs = c.inputs.map((d) => tf.tensor(d.values, d.shape));
-      return c.f(...xs).map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
-    })
-  );
+  return cases.map((c) => {
+    // Tensors out of the tidy, values read after it (tidy walks typed arrays it returns).
+    const outs = tf.tidy(() => c.f(...c.inputs.map((d) => tf.tensor(d.values, d.shape))));
+    const read = outs.map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
+    tf.dispose(outs);
+    return read;
+  });
 }
 
 function relErr(got: Float32Array, want: Float32Array): number {
@@ -126,6 +127,59 @@ Deno.test("threaded wasm: conv2d, matMul and a conv gradient match the cpu backe
   const s = tf.tidy(() => tf.sum(tf.tensor1d([1, 2, 3])).dataSync()[0]);
   assert.equal(s, 6);
   await tf.setBackend("cpu");
+});
+
+/** CPU time (clock ticks) of every thread of this process, by thread id; null without /proc. */
+function threadTicks(): Map<string, number> | null {
+  try {
+    const out = new Map<string, number>();
+    for (const e of Deno.readDirSync("/proc/self/task")) {
+      const stat = Deno.readTextFileSync(`/proc/self/task/${e.name}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(e.name, Number(fields[11]) + Number(fields[12])); // utime + stime
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+Deno.test({
+  name: "threaded wasm: the pthread worker does a share of the matMul work (Linux /proc)",
+  ignore: threadTicks() === null,
+  fn: async () => {
+    const before = threadTicks()!;
+    const info = await registerThreadedWasmBackend(THREADS);
+    try {
+      const spawned = [...threadTicks()!.keys()].filter((tid) => !before.has(tid));
+      assert.ok(spawned.length >= THREADS - 1, "no new threads after registration");
+      const a = tf.randomNormal([1024, 1024]) as tf.Tensor2D;
+      const b = tf.randomNormal([1024, 1024]) as tf.Tensor2D;
+      const t0 = threadTicks()!;
+      for (let i = 0; i < 8; i++) {
+        const c = tf.matMul(a, b);
+        c.dataSync();
+        c.dispose();
+      }
+      const t1 = threadTicks()!;
+      tf.dispose([a, b]);
+      let total = 0;
+      let workers = 0;
+      for (const [tid, ticks] of t1) {
+        const d = ticks - (t0.get(tid) ?? 0);
+        total += d;
+        if (spawned.includes(tid)) workers += d;
+      }
+      const share = workers / Math.max(total, 1);
+      console.log(
+        `threads ${info.threads}: pthread workers used ${(100 * share).toFixed(0)}% of ` +
+          `${total} CPU ticks of 8 matMuls 1024^3`,
+      );
+      assert.ok(share >= 0.1, `pthread workers did ${(100 * share).toFixed(1)}% of the work`);
+    } finally {
+      await disposeThreadedWasmBackend();
+    }
+  },
 });
 
 Deno.test("threaded wasm: invalid thread counts are rejected", async () => {

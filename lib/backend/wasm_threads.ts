@@ -333,7 +333,7 @@ function workerScriptFile(cacheDir: string): string {
  * registered for the name stay and are set up for the new instance.
  *
  * @param threads threads XNNPACK computes with, the calling thread included (1 to
- *   {@linkcode MAX_WASM_THREADS}); `threads - 1` pthread workers are started
+ *   {@linkcode MAX_WASM_THREADS}); `max(1, threads - 1)` pthread workers are started
  * @param options backend name, priority, whether to make it current, worker script directory
  * @returns the registered backend and the thread count the module reports
  * @throws {Error} when `threads` is invalid or the module fails to load (the message says why)
