@@ -221,3 +221,27 @@ console.log(info.threads, (await y.data())[0]);`;
   assert.equal(result.code, 0, `child failed: ${err}`);
   assert.equal(out, `${THREADS} 64`);
 });
+
+Deno.test("initBackend('wasm', { wasmThreads }) loads the threaded build and goes back to one thread", async () => {
+  const { initBackend, resolveWasmThreads } = await import("../lib/backend/mod.ts");
+  assert.throws(() => resolveWasmThreads(0), /integer from 1 to 8/);
+  assert.throws(() => resolveWasmThreads(2.5), /integer from 1 to 8/);
+  const two = await initBackend("wasm", { wasmThreads: THREADS });
+  try {
+    assert.equal(two.threads, THREADS);
+    assert.ok(threadedWasmWorkerCount() >= THREADS - 1);
+    // The training kernels apply to the threaded backend too.
+    const g = tf.tidy(() =>
+      tf.grad((w: tf.Tensor) =>
+        tf.sum(tf.conv2d(tf.ones([1, 6, 6, 2]) as tf.Tensor4D, w as tf.Tensor4D, 1, 1))
+      )(
+        tf.ones([3, 3, 2, 2]),
+      ).dataSync()
+    );
+    assert.equal(g[16], 36); // the centre tap (1, 1) sees every one of the 6×6 inputs
+  } finally {
+    const one = await initBackend("wasm", { wasmThreads: 1 });
+    assert.equal(one.threads, 1);
+    assert.equal(threadedWasmWorkerCount(), 0);
+  }
+});

@@ -7,7 +7,8 @@
  * fails to load (its install script, which downloads libtensorflow, has not run) is cleaned up:
  * the kernels it registered for `tensorflow` and any backend it registered are removed again, so
  * no half-registered backend stays behind. Choosing `wasm` also registers the training kernels of
- * `./wasm_kernels.ts`.
+ * `./wasm_kernels.ts`; with more than one wasm thread (`threads` option or `SSM_WASM_THREADS`)
+ * it loads tfjs-backend-wasm's threaded build first (`./wasm_threads.ts`).
  *
  * @module
  */
@@ -130,7 +131,59 @@ async function setBackendOrThrow(name: string, tfjsName: string, why: string): P
   if (!ok) throw new BackendUnavailableError(name, `${why}${detail}`);
 }
 
-async function tryInit(name: Exclude<BackendName, "auto">): Promise<BackendInfo> {
+/** Options of {@linkcode initBackend}. */
+export interface InitBackendOptions {
+  /**
+   * Threads of the `wasm` backend's XNNPACK kernels (1-8; default `SSM_WASM_THREADS`, else 1).
+   * More than one loads the threaded build (`wasm_threads.ts`); use it only with free cores.
+   */
+  wasmThreads?: number;
+}
+
+/** Reads `SSM_WASM_THREADS` (unset: 1). */
+export function resolveWasmThreads(value?: number): number {
+  let raw: string | undefined;
+  if (value === undefined) {
+    try {
+      raw = Deno.env.get("SSM_WASM_THREADS");
+    } catch {
+      raw = undefined;
+    }
+  }
+  const n = value ?? (raw === undefined || raw.trim() === "" ? 1 : Number(raw));
+  if (!Number.isInteger(n) || n < 1 || n > 8) {
+    throw new Error(
+      `wasm threads must be an integer from 1 to 8, got '${value ?? raw}'` +
+        (value === undefined ? " (from SSM_WASM_THREADS)" : ""),
+    );
+  }
+  return n;
+}
+
+async function initWasm(threads: number): Promise<number> {
+  await import("@tensorflow/tfjs-backend-cpu");
+  await import("@tensorflow/tfjs-backend-wasm");
+  const mt = await import("./wasm_threads.ts");
+  let actual = 1;
+  if (threads > 1) {
+    if (mt.threadedWasmWorkerCount() === 0 || currentWasmThreads !== threads) {
+      actual = (await mt.registerThreadedWasmBackend(threads, { setActive: false })).threads;
+    } else {
+      actual = currentWasmThreads;
+    }
+  } else if (currentWasmThreads > 1) {
+    await mt.disposeThreadedWasmBackend();
+  }
+  currentWasmThreads = threads > 1 ? actual : 1;
+  return currentWasmThreads;
+}
+
+let currentWasmThreads = 1;
+
+async function tryInit(
+  name: Exclude<BackendName, "auto">,
+  opts: InitBackendOptions,
+): Promise<BackendInfo> {
   switch (name) {
     case "cpu": {
       await import("@tensorflow/tfjs-backend-cpu");
@@ -140,11 +193,10 @@ async function tryInit(name: Exclude<BackendName, "auto">): Promise<BackendInfo>
       return { name, tfjsName: "cpu", threads: 1, skipped: [] };
     }
     case "wasm": {
-      await import("@tensorflow/tfjs-backend-cpu");
-      await import("@tensorflow/tfjs-backend-wasm");
+      const threads = await initWasm(resolveWasmThreads(opts.wasmThreads));
       await setBackendOrThrow(name, "wasm", "the wasm module failed to initialise");
       registerWasmTrainingKernels();
-      return { name, tfjsName: "wasm", threads: 1, skipped: [] };
+      return { name, tfjsName: "wasm", threads, skipped: [] };
     }
     case "webgpu": {
       // deno-lint-ignore no-explicit-any
@@ -182,19 +234,23 @@ async function tryInit(name: Exclude<BackendName, "auto">): Promise<BackendInfo>
  * Initialises a tfjs backend and makes it current.
  *
  * @param name a backend name or `auto` (default: `SSM_BACKEND`, else `auto`)
+ * @param opts wasm thread count (default: `SSM_WASM_THREADS`, else 1)
  * @returns what was chosen, with the reasons other backends were skipped in `auto` mode
  * @throws {BackendUnavailableError} when the named backend cannot be loaded
  */
-export async function initBackend(name?: BackendName): Promise<BackendInfo> {
+export async function initBackend(
+  name?: BackendName,
+  opts: InitBackendOptions = {},
+): Promise<BackendInfo> {
   const wanted = name ?? resolveBackendName();
   if (wanted !== "auto") {
-    current = await tryInit(wanted);
+    current = await tryInit(wanted, opts);
     return current;
   }
   const skipped: { name: string; reason: string }[] = [];
   for (const candidate of BACKEND_ORDER) {
     try {
-      const info = await tryInit(candidate);
+      const info = await tryInit(candidate, opts);
       info.skipped = skipped;
       current = info;
       return info;

@@ -15,17 +15,17 @@
  *
  * ## Threads
  *
- * The wasm backend runs single-threaded under Deno. tfjs-backend-wasm's flag
- * `WASM_HAS_MULTITHREAD_SUPPORT` returns false whenever `IS_NODE` is true (Deno runs its Node
- * bundle; upstream issue tensorflow/tfjs#3830), and forcing the flag makes initialisation fail:
- * the Emscripten glue of the threaded-SIMD build spawns its pthread pool with
- * `new (require("worker_threads").Worker)(URL.createObjectURL(blob))`, and `node:worker_threads`
- * (Deno's too) accepts only file paths, so Deno throws `ERR_WORKER_PATH`. Past that, the worker
- * script expects a CommonJS context (`require`, `__filename`, `importScripts` emulated via
- * `fs.readFileSync` of the main script, which tfjs passes as a Blob) that a Deno worker does not
- * provide. `SharedArrayBuffer` and `Atomics.wait` do work in Deno, so it is the loader, not the
- * platform: running the threaded build would take patching tfjs' Emscripten glue. Not done;
- * `BackendInfo.threads` is 1 for wasm.
+ * The wasm backend runs single-threaded by default. With `initBackend("wasm", { wasmThreads: n })`
+ * or `SSM_WASM_THREADS=n` (1-8) it loads tfjs-backend-wasm's threaded SIMD build instead
+ * (`wasm_threads.ts`): XNNPACK convolutions and matrix products run on `n` threads, using pthread
+ * workers from `node:worker_threads`. tfjs' own loader cannot do this under Deno (it hands
+ * Emscripten a `blob:` worker URL, which `node:worker_threads` rejects with `ERR_WORKER_PATH`; its
+ * worker script writes to the getter-only `location` of Deno's worker scope; and the build caps
+ * the pool at half the reported cores), so the module supplies its own worker script file and
+ * loader settings; nothing in `node_modules` changes. The backend is still named `wasm`, so the
+ * training kernels apply. Element-wise kernels and the toolkit's JavaScript kernels stay
+ * single-threaded. Use more than one thread only with free cores: on a loaded machine the extra
+ * thread competes for the same core.
  *
  * @example
  * ```ts

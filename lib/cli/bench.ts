@@ -5,7 +5,8 @@
  * detections, one training iteration at 512 and at 128, and the kernel table, on one backend
  * (default wasm), each model workload in a fresh process; see `lib/bench/suite.ts`. Options:
  * `--backend NAME`, `--json FILE`, `--reps N` (default 7), `--size N` (inference size, 512),
- * `--train-sizes A,B` (512,128), `--only NAME[,NAME]` (kernel shapes).
+ * `--train-sizes A,B` (512,128), `--only NAME[,NAME]` (kernel shapes), `--threads N` (wasm
+ * threads, sets `SSM_WASM_THREADS` for every workload).
  *
  * `kernels` measures convolution (forward, input and filter gradients) and matrix product
  * throughput per backend, see `lib/bench/kernels.ts`. Options: `--backend NAME` (one backend;
@@ -19,7 +20,7 @@
  *
  * @module
  */
-import { BACKEND_FLAG_HELP, parseBackendFlag } from "../backend/mod.ts";
+import { BACKEND_FLAG_HELP, parseBackendFlag, resolveWasmThreads } from "../backend/mod.ts";
 import { formatKernelTable, runKernelBench } from "../bench/kernels.ts";
 import { formatSuite, runBenchSuite, type SuitePart, type WorkloadSpec } from "../bench/suite.ts";
 import { runInferenceWorkload, runTrainWorkload } from "../bench/workloads.ts";
@@ -32,7 +33,8 @@ const USAGE = `usage: deno task bench [inference|train|kernels] [options]
   --size N         inference input size (default 512)
   --train-sizes L  training sizes, comma-separated (default 512,128)
   --batch N        kernels: images per batch for the backbone shapes (default 1)
-  --only A,B       kernels: only shapes whose name contains A or B (e.g. "layer1,matMul")`;
+  --only A,B       kernels: only shapes whose name contains A or B (e.g. "layer1,matMul")
+  --threads N      wasm: XNNPACK threads (1-8; sets SSM_WASM_THREADS; default 1)`;
 
 function takeValue(args: string[], name: string): string | undefined {
   const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
@@ -57,8 +59,17 @@ function positiveInt(name: string, v: string | undefined, dflt: number): number 
   return n;
 }
 
+/** Takes `--threads N` out of `args` and exports it as `SSM_WASM_THREADS` (validated). */
+function takeThreads(args: string[]): string[] {
+  const rest = [...args];
+  const v = takeValue(rest, "--threads");
+  if (v !== undefined) Deno.env.set("SSM_WASM_THREADS", String(resolveWasmThreads(Number(v))));
+  return rest;
+}
+
 /** Runs the benchmark CLI with the given arguments; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(args: string[]): Promise<number> {
+  const argv = args[0] === "_workload" ? args : takeThreads(args);
   const [sub, ...restArgs] = argv;
   if (sub === "--help" || sub === "-h") {
     console.log(USAGE);
