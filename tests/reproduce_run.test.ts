@@ -12,6 +12,7 @@ import {
   QUICK_PROFILE,
   type ReproProfile,
   sizeFor,
+  stagePhases,
 } from "../lib/reproduce/profiles.ts";
 import { jobData, planJobs } from "../lib/reproduce/run.ts";
 import { parseVariants, VARIANTS } from "../lib/reproduce/variants.ts";
@@ -212,4 +213,26 @@ Deno.test("3-stage backbones run at their own size and minimum area", () => {
   const same: ReproProfile = { ...p, size3: null };
   assert.equal(sizeFor(same, 3), 96);
   assert.equal(jobData(same, data, 3), data);
+});
+
+Deno.test("step decay splits a stage into two phases; module S keeps its rate", () => {
+  const base = { epochs: 1, iterations: 100, lr: 1e-4, weightDecay: 0, sLr: 1e-3 };
+  assert.deepEqual(stagePhases(base, 0, 100), [
+    { until: 100, lr: 1e-4, clsLr: null, sLr: 1e-3 },
+  ]);
+  const phases = stagePhases({ ...base, decay: { at: 0.6, factor: 0.1 } }, 150, 100);
+  assert.equal(phases.length, 2);
+  assert.deepEqual(phases.map((p) => p.until), [210, 250]);
+  assert.ok(Math.abs(phases[1].lr - 1e-5) < 1e-12);
+  assert.ok(Math.abs(phases[1].clsLr! - 1e-5) < 1e-12);
+  assert.equal(phases[1].sLr, 1e-3);
+  // Without an S rate, S keeps the undecayed classification rate.
+  const noS = stagePhases(
+    { ...base, sLr: null, clsLr: 2e-4, decay: { at: 0.5, factor: 0.5 } },
+    0,
+    10,
+  );
+  assert.equal(noS[1].sLr, 2e-4);
+  assert.ok(Math.abs(noS[1].clsLr! - 1e-4) < 1e-12);
+  assert.ok(QUICK_PROFILE.reduced.some((l) => l.includes("module S excepted")));
 });

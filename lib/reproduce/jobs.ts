@@ -21,7 +21,7 @@ import { writeTextFileAtomic } from "../data/atomic.ts";
 import { buildSSM } from "../ssm.ts";
 import { loadInitWeights } from "../cli/train.ts";
 import { modelSummary } from "../summary.ts";
-import { type IterationLog, Trainer } from "../train/trainer.ts";
+import { copySegmentationBranch, type IterationLog, Trainer } from "../train/trainer.ts";
 import { type EvalDataSpec, openEvalData } from "../eval/data.ts";
 import {
   type ClassificationReport,
@@ -30,7 +30,7 @@ import {
   evaluationReport,
 } from "../eval/evaluate.ts";
 import type { SegmentationMetrics } from "../eval/segmentation.ts";
-import { modelConfigFor, type ReproProfile } from "./profiles.ts";
+import { modelConfigFor, type ReproProfile, stagePhases } from "./profiles.ts";
 import type { VariantSpec } from "./variants.ts";
 
 /** Name of a stage-I job's result file. */
@@ -182,6 +182,8 @@ interface TrainPhase {
   lr: number;
   clsLr?: number | null;
   sLr?: number | null;
+  /** Copy the segmentation branch into the classification branch when the phase ends. */
+  copyBranchAtEnd?: boolean;
 }
 
 /**
@@ -214,6 +216,9 @@ async function train(
         clsLoss: log.clsLoss,
       })
     );
+    if (phase.copyBranchAtEnd && trainer.iteration === phase.until) {
+      copySegmentationBranch(trainer.model);
+    }
   }
 }
 
@@ -299,8 +304,11 @@ export async function runVariant(
       job.dir,
       v.name,
       warm
-        ? [{ ...warm, until: warm.iterations }, { ...p.train, until: warm.iterations + main }]
-        : [{ ...p.train, until: main }],
+        ? [
+          { ...warm, until: warm.iterations, copyBranchAtEnd: true },
+          ...stagePhases(p.train, warm.iterations, main),
+        ]
+        : stagePhases(p.train, 0, main),
       onProgress,
     );
     const test = await openEvalData(job.data, "test");
