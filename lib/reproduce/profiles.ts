@@ -166,7 +166,7 @@ export const QUICK_PROFILE: ReproProfile = {
     roiHeads: { batchSizePerImage: 32, maskHeadChannels: 32, maskPoolSize: 7, scoreThresh: 0.25 },
     s: { boxDetections: 32 },
   },
-  stage1: { epochs: 50, iterations: 300, lr: 1e-3, weightDecay: 1e-3 },
+  stage1: { epochs: 50, iterations: 250, lr: 1e-3, weightDecay: 1e-3 },
   train: {
     epochs: 50,
     iterations: 100,
@@ -175,7 +175,7 @@ export const QUICK_PROFILE: ReproProfile = {
     sLr: 1e-3,
     decay: { at: 0.6, factor: 0.1 },
   },
-  scratchWarmup: { iterations: 150, lr: 1e-3, clsLr: 1e-5, sLr: 1e-3 },
+  scratchWarmup: { iterations: 110, lr: 1e-3, clsLr: 1e-5, sLr: 1e-3 },
   updateRule: "s+backbone",
   minArea: 22,
   synthetic: { nCls: 300, nSeg: 100, seed: 0 },
