@@ -152,14 +152,6 @@ interface GradInputs {
   y?: Info;
 }
 
-/** `dy` with the fused ReLU's mask applied (a copy), or `dy` itself without one. */
-function maskedGrad(G: Float32Array, Y: Float32Array | null): Float32Array {
-  if (!Y) return G;
-  const out = new Float32Array(G.length);
-  for (let i = 0; i < G.length; i++) out[i] = Y[i] > 0 ? G[i] : 0;
-  return out;
-}
-
 /** Checks the backward inputs and returns the channel count. */
 function gradChannels(kernel: string, ins: GradInputs): number {
   const { dy, x, mean, variance, weight } = ins;
@@ -171,9 +163,13 @@ function gradChannels(kernel: string, ins: GradInputs): number {
   return C;
 }
 
-/** Σ dy and Σ dy·x̂ per channel (float64). */
+/**
+ * Σ dy and Σ dy·x̂ per channel (float64). With the fused ReLU's output `Y`, `dy` counts only where
+ * `Y > 0` (the mask is applied inline, no masked copy).
+ */
 function reduceGrads(
   G: Float32Array,
+  Y: Float32Array | null,
   X: Float32Array,
   MEAN: Float32Array,
   inv: Float64Array,
@@ -182,7 +178,7 @@ function reduceGrads(
   const db = new Float64Array(C), dw = new Float64Array(C);
   for (let i = 0; i < X.length; i += C) {
     for (let c = 0; c < C; c++) {
-      const g = G[i + c];
+      const g = Y && !(Y[i + c] > 0) ? 0 : G[i + c];
       db[c] += g;
       dw[c] += g * (X[i + c] - MEAN[c]) * inv[c];
     }
@@ -202,13 +198,13 @@ function gradInputKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const dx = m.alloc(ins.x.shape);
-    const X = m.read(ins.x), MEAN = m.read(ins.mean);
-    const G = maskedGrad(m.read(ins.dy), ins.y ? m.read(ins.y) : null);
+    const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
+    const Y = ins.y ? m.read(ins.y) : null;
     const W = m.read(ins.weight);
     const inv = invStd(m.read(ins.variance), eps);
     const DX = dx.data();
     const n = X.length / C;
-    const { db, dw } = reduceGrads(G, X, MEAN, inv, C);
+    const { db, dw } = reduceGrads(G, Y, X, MEAN, inv, C);
     // dx = k·dy − k·db/n − k·x̂·dw/n with x̂ = (x − mean)·inv, i.e. dx = k·dy + a·x + b.
     const k = new Float64Array(C), a = new Float64Array(C), b = new Float64Array(C);
     for (let c = 0; c < C; c++) {
@@ -217,7 +213,10 @@ function gradInputKernel(mem: (b: unknown) => Memory) {
       b[c] = -k[c] * db[c] / n - a[c] * MEAN[c];
     }
     for (let i = 0; i < X.length; i += C) {
-      for (let c = 0; c < C; c++) DX[i + c] = k[c] * G[i + c] + a[c] * X[i + c] + b[c];
+      for (let c = 0; c < C; c++) {
+        const g = Y && !(Y[i + c] > 0) ? 0 : G[i + c];
+        DX[i + c] = k[c] * g + a[c] * X[i + c] + b[c];
+      }
     }
     return dx.info;
   };
@@ -230,15 +229,10 @@ function gradWeightKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const out = m.alloc([C]);
-    const X = m.read(ins.x), MEAN = m.read(ins.mean);
-    const G = maskedGrad(m.read(ins.dy), ins.y ? m.read(ins.y) : null);
+    const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
+    const Y = ins.y ? m.read(ins.y) : null;
     const inv = invStd(m.read(ins.variance), eps);
-    const O = out.data();
-    const dw = new Float64Array(C);
-    for (let i = 0; i < X.length; i += C) {
-      for (let c = 0; c < C; c++) dw[c] += G[i + c] * (X[i + c] - MEAN[c]) * inv[c];
-    }
-    O.set(dw);
+    out.data().set(reduceGrads(G, Y, X, MEAN, inv, C).dw);
     return out.info;
   };
 }
@@ -250,10 +244,12 @@ function channelSumKernel(mem: (b: unknown) => Memory) {
     const C = x.shape[x.shape.length - 1] ?? 1;
     const m = mem(args.backend);
     const out = m.alloc([C]);
-    const X = maskedGrad(m.read(x), y ? m.read(y) : null), O = out.data();
+    const X = m.read(x), Y = y ? m.read(y) : null;
     const sum = new Float64Array(C);
-    for (let i = 0; i < X.length; i += C) for (let c = 0; c < C; c++) sum[c] += X[i + c];
-    O.set(sum);
+    for (let i = 0; i < X.length; i += C) {
+      for (let c = 0; c < C; c++) if (!Y || Y[i + c] > 0) sum[c] += X[i + c];
+    }
+    out.data().set(sum);
     return out.info;
   };
 }
