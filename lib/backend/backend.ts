@@ -163,18 +163,13 @@ export function resolveWasmThreads(value?: number): number {
 async function initWasm(threads: number): Promise<number> {
   await import("@tensorflow/tfjs-backend-cpu");
   await import("@tensorflow/tfjs-backend-wasm");
+  if (threads === 1 && currentWasmThreads === 1) return 1;
+  // The threaded loader is imported only when threads are asked for (or must be undone).
   const mt = await import("./wasm_threads.ts");
-  let actual = 1;
-  if (threads > 1) {
-    if (mt.threadedWasmWorkerCount() === 0 || currentWasmThreads !== threads) {
-      actual = (await mt.registerThreadedWasmBackend(threads, { setActive: false })).threads;
-    } else {
-      actual = currentWasmThreads;
-    }
-  } else if (currentWasmThreads > 1) {
-    await mt.disposeThreadedWasmBackend();
-  }
-  currentWasmThreads = threads > 1 ? actual : 1;
+  if (threads === currentWasmThreads && mt.threadedWasmWorkerCount() > 0) return threads;
+  currentWasmThreads = threads > 1
+    ? (await mt.registerThreadedWasmBackend(threads, { setActive: false })).threads
+    : (await mt.disposeThreadedWasmBackend(), 1);
   return currentWasmThreads;
 }
 
