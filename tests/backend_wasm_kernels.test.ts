@@ -3,30 +3,14 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../lib/backend/mod.ts";
+import { normalSource } from "./_util.ts";
 
 const TOL = 1e-4;
-let seed = (Date.now() ^ 0x5eed) >>> 0;
-
-/** Fresh standard-normal values (a small xorshift + Box-Muller; the seed is printed on failure). */
-function randn(n: number): Float32Array {
-  const out = new Float32Array(n);
-  const next = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return ((seed >>> 0) + 0.5) / 4294967296;
-  };
-  for (let i = 0; i < n; i++) {
-    out[i] = Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
-  }
-  return out;
-}
+const normals = normalSource(0x5eed);
+const randn = normals.randn;
 
 type Data = { shape: number[]; values: Float32Array };
-const data = (...shape: number[]): Data => ({
-  shape,
-  values: randn(shape.reduce((a, b) => a * b, 1)),
-});
+const data = (...shape: number[]): Data => normals.data(...shape);
 
 /** Runs `f` on wasm and on cpu with the same inputs and compares every output. */
 async function compare(label: string, inputs: Data[], f: (...xs: tf.Tensor[]) => tf.Tensor[]) {
@@ -51,7 +35,7 @@ async function compare(label: string, inputs: Data[], f: (...xs: tf.Tensor[]) =>
     assert.ok(ref > 0, `${label}: reference output ${k} is all zeros`);
     assert.ok(
       err / ref <= TOL,
-      `${label}: output ${k} relative error ${(err / ref).toExponential(2)} (seed ${seed})`,
+      `${label}: output ${k} relative error ${(err / ref).toExponential(2)} (seed ${normals.seed})`,
     );
   }
 }

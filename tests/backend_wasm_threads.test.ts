@@ -13,33 +13,14 @@ import {
 } from "../lib/backend/wasm_threads.ts";
 import "../lib/backend/gradients.ts";
 import { registerWasmTrainingKernels } from "../lib/backend/wasm_kernels.ts";
-import { REPO_ROOT } from "./_util.ts";
+import { normalSource, REPO_ROOT } from "./_util.ts";
 
 const TOL = 1e-4;
 const THREADS = 2;
-let seed = (Date.now() ^ 0x7ead) >>> 0;
-const startSeed = seed;
-
-/** Fresh standard-normal values (xorshift + Box-Muller; the seed is in failure messages). */
-function randn(n: number): Float32Array {
-  const out = new Float32Array(n);
-  const next = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return ((seed >>> 0) + 0.5) / 4294967296;
-  };
-  for (let i = 0; i < n; i++) {
-    out[i] = Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
-  }
-  return out;
-}
+const normals = normalSource(0x7ead);
 
 type Data = { shape: number[]; values: Float32Array };
-const data = (...shape: number[]): Data => ({
-  shape,
-  values: randn(shape.reduce((a, b) => a * b, 1)),
-});
+const data = (...shape: number[]): Data => normals.data(...shape);
 
 type Case = { label: string; inputs: Data[]; f: (...xs: tf.Tensor[]) => tf.Tensor[] };
 
@@ -113,7 +94,7 @@ Deno.test("threaded wasm: conv2d, matMul and a conv gradient match the cpu backe
         assert.deepEqual(g.shape, w.shape, `${c.label} output ${j} shape`);
         const e = relErr(g.values, w.values);
         report.push(`${c.label}[${j}] ${e.toExponential(2)}`);
-        assert.ok(e <= TOL, `${c.label} output ${j}: rel err ${e} > ${TOL} (seed ${startSeed})`);
+        assert.ok(e <= TOL, `${c.label} output ${j}: rel err ${e} > ${TOL} (seed ${normals.seed})`);
       });
     });
     console.log(`threads used: ${info.threads} (pool ${info.poolSize}); ${report.join("; ")}`);
