@@ -35,7 +35,7 @@ const TINY: ReproProfile = {
   },
   stage1: { ...QUICK_PROFILE.stage1, iterations: 3 },
   train: { ...QUICK_PROFILE.train, iterations: 2 },
-  scratchWarmup: { iterations: 1, lr: 1e-3 },
+  scratchWarmup: { iterations: 2, lr: 1e-3, classify: false },
   minArea: 10,
   synthetic: { nCls: 12, nSeg: 8, seed: 5 },
 };
@@ -76,7 +76,14 @@ Deno.test("tiny reproduction: tables, shared stage I, skip finished, worker job"
     assert.equal(single.iterations, 2);
     assert.equal(single.stage1Seconds, stage1.seconds);
     assert.equal(scratch.stage1Seconds, null);
-    assert.equal(scratch.iterations, 3); // 1 warm-up + 2
+    assert.equal(scratch.iterations, 4); // 2 segmentation-only warm-up + 2
+    const scratchLog = Deno.readTextFileSync(
+      join(runDir, "variants", "r18-2-scratch", "train_log.jsonl"),
+    ).trim().split("\n").map((l) => JSON.parse(l) as { iteration: number; clsLoss: number | null });
+    assert.deepEqual(
+      scratchLog.map((r) => [r.iteration, r.clsLoss === null]),
+      [[1, true], [2, true], [3, false], [4, false]],
+    );
     assert.ok(
       existsSync(single.weights) &&
         existsSync(join(runDir, "variants", "r18-2-single", "train_log.jsonl")),
@@ -162,7 +169,15 @@ Deno.test("variants: 12 names, subsets in canonical order, unknown names rejecte
 
 Deno.test("quick profile lists its reductions; paper profile refuses without data / GPU", async () => {
   const r = QUICK_PROFILE.reduced.join("\n");
-  for (const s of ["input size 96 px", "rpn.preNmsTopN", "Adam lr", "synthetic"]) {
+  for (
+    const s of [
+      "input size 96 px",
+      "rpn.preNmsTopN",
+      "Adam lr",
+      "synthetic",
+      "200 extra segmentation-only iterations",
+    ]
+  ) {
     assert.ok(r.includes(s), `missing '${s}' in:\n${r}`);
   }
   const errs: string[] = [];

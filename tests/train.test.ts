@@ -101,6 +101,33 @@ for (
   });
 }
 
+Deno.test("classify: false runs segmentation steps only; S stays put, the scratch copy rule still runs", async () => {
+  const model = makeModel("scratch");
+  const trainer = new Trainer(
+    model,
+    { regime: "scratch", lr: 1e-3, progress: false, classify: false },
+    data,
+  );
+  const s0 = snapshot(model);
+  const log = await trainer.step();
+  assert.equal(log.clsLoss, null);
+  assert.ok(log.copied);
+  const s1 = snapshot(model);
+  const moved = changed(s0, s1);
+  for (const n of s0.keys()) {
+    if (isS(n)) assert.ok(!moved.has(n), `S parameter ${n} changed`);
+  }
+  for (const [n, v] of s1) if (isS2(n)) assert.deepEqual(v, s1.get(n.replace("_s2", ""))!, n);
+  assert.ok(moved.has("backbone.body.conv1.weight"));
+  // turned back on, the next iteration runs the classification step again
+  trainer.config.classify = true;
+  const log2 = await trainer.step();
+  assert.equal(typeof log2.clsLoss, "number");
+  assert.ok(changed(s1, snapshot(model)).has("s2new.fc_scores.weight"));
+  trainer.optimizer.dispose();
+  model.dispose();
+});
+
 Deno.test("tensor count stays flat across 50 training iterations", async () => {
   const model = makeModel("scratch");
   const trainer = new Trainer(model, {

@@ -182,6 +182,8 @@ interface TrainPhase {
   lr: number;
   clsLr?: number | null;
   sLr?: number | null;
+  /** Run the classification step (absent: true). */
+  classify?: boolean;
   /** Copy the segmentation branch into the classification branch when the phase ends. */
   copyBranchAtEnd?: boolean;
 }
@@ -206,6 +208,7 @@ async function train(
     trainer.config.lr = phase.lr;
     trainer.config.clsLr = phase.clsLr ?? null;
     trainer.config.sLr = phase.sLr ?? null;
+    trainer.config.classify = phase.classify ?? true;
     await trainer.run((log) =>
       onProgress?.({
         job: name,

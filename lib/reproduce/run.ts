@@ -162,6 +162,10 @@ export function planJobs(
   for (const v of pendingVariants) if (v.pretrained) backbones.set(v.backbone, v);
   const stage1Iters = profile.stage1.iterations ?? profile.stage1.epochs * 100;
   const trainIters = profile.train.iterations ?? profile.train.epochs * 100;
+  // Segmentation-only iterations (stage I, a warm-up without the classification step) cost
+  // about half of a single-shot iteration.
+  const warm = profile.scratchWarmup;
+  const warmupIters = warm ? warm.iterations * (warm.classify === false ? 0.5 : 1) : 0;
   for (const [b, v] of backbones) {
     const name = `${b}-stage1`;
     if (existsSync(join(stage1Dir(b), STAGE1_RESULT))) {
@@ -198,7 +202,7 @@ export function planJobs(
         data: dataFor(v.stages),
       },
       deps,
-      cost: (trainIters + (v.regime === "scratch" ? profile.scratchWarmup?.iterations ?? 0 : 0)) *
+      cost: (trainIters + (v.regime === "scratch" ? warmupIters : 0)) *
         iterationCost(profile, v.depth, v.stages),
     });
   }

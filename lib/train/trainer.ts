@@ -11,7 +11,8 @@
  * Regimes: `stage1` (segmentation only: the Mask R-CNN pretraining), `single` (one shared box
  * branch), `parallel` (the classification branch copied once from the segmentation branch and
  * frozen), `scratch` (the copy is repeated whenever the segmentation loss reaches a new
- * minimum). One Adam state serves both steps. Checkpoints hold weights, optimiser, RNG states
+ * minimum). `classify: false` skips the classification step of every iteration (a
+ * segmentation-only warm-up of a two-branch model). One Adam state serves both steps. Checkpoints hold weights, optimiser, RNG states
  * and the iteration, so a resumed run continues exactly; a NaN/Inf loss stops the run before
  * the bad update, leaving the last checkpoint intact.
  *
@@ -70,6 +71,11 @@ export interface TrainConfig {
   sLr: number | null;
   /** Adam weight decay (added to the gradient). */
   weightDecay: number;
+  /**
+   * Run the classification step (false: segmentation steps only, for every regime; the
+   * `scratch` copy rule still applies). The `stage1` regime never runs it.
+   */
+  classify: boolean;
   /** Seed of the trainer's RNG (data order, samplers). */
   seed: number;
   /** Write a checkpoint every N iterations (0: only at the end). */
@@ -90,6 +96,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   clsLr: null,
   sLr: null,
   weightDecay: 1e-3,
+  classify: true,
   seed: 0,
   checkpointEvery: 0,
   outDir: null,
@@ -425,7 +432,7 @@ export class Trainer {
       copySegmentationBranch(this.model);
       copied = true;
     }
-    const clsLoss = c.regime === "stage1" ? null : await this.classificationStep();
+    const clsLoss = c.regime === "stage1" || !c.classify ? null : await this.classificationStep();
     this.iteration += 1;
     const [lossObjectness, lossRpnBoxReg, lossClassifier, lossBoxReg, lossMask] = seg.parts;
     return {
