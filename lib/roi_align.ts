@@ -71,6 +71,8 @@ interface AxisSampling {
   lo: number;
   len: number;
   w: Float32Array;
+  /** Window-relative indices (ascending) of the pixels with a nonzero weight for some output. */
+  used: Int32Array;
 }
 
 /** Everything needed to pool one box. */
@@ -115,7 +117,16 @@ function sampleAxis(start: number, bin: number, n: number, g: number, size: numb
     }
   }
   if (lo > hi) {
-    return { first, last, allValid, valid, lo: 0, len: 0, w: new Float32Array(0) };
+    return {
+      first,
+      last,
+      allValid,
+      valid,
+      lo: 0,
+      len: 0,
+      w: new Float32Array(0),
+      used: new Int32Array(0),
+    };
   }
   const len = hi - lo + 1;
   const acc = new Float64Array(n * len);
@@ -127,7 +138,12 @@ function sampleAxis(start: number, bin: number, n: number, g: number, size: numb
     acc[row + a] += f32(1 - l) / g;
     if (l !== 0) acc[row + a + 1] += l / g; // l is 0 for samples clamped to the last pixel
   }
-  return { first, last, allValid, valid, lo, len, w: Float32Array.from(acc) };
+  const w = Float32Array.from(acc);
+  const hit = new Uint8Array(len);
+  for (let k = 0; k < w.length; k++) if (w[k] !== 0) hit[k % len] = 1;
+  const used: number[] = [];
+  for (let j = 0; j < len; j++) if (hit[j]) used.push(j);
+  return { first, last, allValid, valid, lo, len, w, used: Int32Array.from(used) };
 }
 
 function planBox(
@@ -184,7 +200,11 @@ function forwardJs(
     if (ys.len === 0 || xs.len === 0) return;
     const [, H, W] = shapes[pl.level];
     const F = feats[pl.level];
-    const span = xs.len * C;
+    // Only the columns some output samples are pooled (wide boxes skip the ones between samples).
+    const used = xs.used;
+    const nu = used.length;
+    const dense = nu === xs.len;
+    const span = nu * C;
     if (tmp.length < oh * span) tmp = new Float32Array(oh * span);
     else tmp.fill(0, 0, oh * span);
     for (let ph = 0; ph < oh; ph++) {
@@ -192,17 +212,24 @@ function forwardJs(
       for (let j = 0; j < ys.len; j++) {
         const w = ys.w[ph * ys.len + j];
         if (w === 0) continue;
-        const src = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
-        for (let k = 0; k < span; k++) tmp[dst + k] += w * F[src + k];
+        const row = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
+        if (dense) {
+          for (let k = 0; k < span; k++) tmp[dst + k] += w * F[row + k];
+        } else {
+          for (let u = 0; u < nu; u++) {
+            const src = row + used[u] * C, d = dst + u * C;
+            for (let c = 0; c < C; c++) tmp[d + c] += w * F[src + c];
+          }
+        }
       }
     }
     for (let ph = 0; ph < oh; ph++) {
       for (let pw = 0; pw < ow; pw++) {
         const o = ((r * oh + ph) * ow + pw) * C;
-        for (let j = 0; j < xs.len; j++) {
-          const w = xs.w[pw * xs.len + j];
+        for (let u = 0; u < nu; u++) {
+          const w = xs.w[pw * xs.len + used[u]];
           if (w === 0) continue;
-          const s = ph * span + j * C;
+          const s = ph * span + u * C;
           for (let c = 0; c < C; c++) out[o + c] += w * tmp[s + c];
         }
       }
@@ -225,27 +252,37 @@ function backwardJs(
     if (ys.len === 0 || xs.len === 0) return;
     const [, H, W, C] = shapes[pl.level];
     const dF = grads[pl.level];
-    const span = xs.len * C;
+    const used = xs.used;
+    const nu = used.length;
+    const dense = nu === xs.len;
+    const span = nu * C;
     if (tmp.length < oh * span) tmp = new Float32Array(oh * span);
     else tmp.fill(0, 0, oh * span);
     for (let ph = 0; ph < oh; ph++) {
       for (let pw = 0; pw < ow; pw++) {
         const g = ((r * oh + ph) * ow + pw) * C;
-        for (let j = 0; j < xs.len; j++) {
-          const w = xs.w[pw * xs.len + j];
+        for (let u = 0; u < nu; u++) {
+          const w = xs.w[pw * xs.len + used[u]];
           if (w === 0) continue;
-          const d = ph * span + j * C;
+          const d = ph * span + u * C;
           for (let c = 0; c < C; c++) tmp[d + c] += w * G[g + c];
         }
       }
     }
     for (let j = 0; j < ys.len; j++) {
-      const dst = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
+      const row = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
       for (let ph = 0; ph < oh; ph++) {
         const w = ys.w[ph * ys.len + j];
         if (w === 0) continue;
         const src = ph * span;
-        for (let k = 0; k < span; k++) dF[dst + k] += w * tmp[src + k];
+        if (dense) {
+          for (let k = 0; k < span; k++) dF[row + k] += w * tmp[src + k];
+        } else {
+          for (let u = 0; u < nu; u++) {
+            const d = row + used[u] * C, t = src + u * C;
+            for (let c = 0; c < C; c++) dF[d + c] += w * tmp[t + c];
+          }
+        }
       }
     }
   });

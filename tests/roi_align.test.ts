@@ -294,6 +294,9 @@ for (const backend of BACKENDS) {
         { H: 10, W: 8, N: 1, C: 3, oh: 4, ow: 6, scale: 1, sr: 3, aligned: true },
         { H: 8, W: 9, N: 2, C: 2, oh: 7, ow: 7, scale: 0.25, sr: 0, aligned: true },
         { H: 1, W: 6, N: 1, C: 2, oh: 2, ow: 3, scale: 1, sr: 1, aligned: false },
+        // wide boxes: most pixel columns between the samples are skipped
+        { H: 6, W: 64, N: 1, C: 4, oh: 2, ow: 3, scale: 1, sr: 2, aligned: false },
+        { H: 40, W: 48, N: 2, C: 3, oh: 3, ow: 2, scale: 1, sr: 1, aligned: true },
       ];
       for (const cfg of configs) {
         const shape = [cfg.N, cfg.H, cfg.W, cfg.C];
