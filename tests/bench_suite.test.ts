@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../lib/backend/mod.ts";
-import { main } from "../lib/cli/bench.ts";
+import { benchThreads, main } from "../lib/cli/bench.ts";
 import { StageProfiler } from "../lib/bench/profiler.ts";
 import { ssmStageFlops } from "../lib/bench/flops.ts";
 import { buildSSM } from "../lib/ssm.ts";
@@ -90,6 +90,8 @@ Deno.test("bench CLI: tiny suite writes the headline JSON keys", async () => {
       "matMul",
       "--json",
       path,
+      "--threads",
+      "1",
     ]);
     assert.equal(code, 0);
     const j = JSON.parse(Deno.readTextFileSync(path));
@@ -121,5 +123,26 @@ Deno.test("bench CLI: tiny suite writes the headline JSON keys", async () => {
     assert.equal(await main(["nonsense"]), 2);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("bench threads: --threads, then SSM_WASM_THREADS, then every core (at most 8)", () => {
+  assert.equal(benchThreads("3", "2", 2), 3);
+  assert.equal(benchThreads(undefined, undefined, 2), 2);
+  assert.equal(benchThreads(undefined, "", 16), 8);
+  assert.equal(benchThreads(undefined, undefined, 1), 1);
+  assert.throws(
+    () => benchThreads("0", undefined, 2),
+    /wasm threads must be an integer from 1 to 8/,
+  );
+  const saved = Deno.env.get("SSM_WASM_THREADS");
+  try {
+    Deno.env.set("SSM_WASM_THREADS", "2");
+    assert.equal(benchThreads(undefined, "2", 4), 2);
+    Deno.env.set("SSM_WASM_THREADS", "9");
+    assert.throws(() => benchThreads(undefined, "9", 4), /SSM_WASM_THREADS/);
+  } finally {
+    if (saved === undefined) Deno.env.delete("SSM_WASM_THREADS");
+    else Deno.env.set("SSM_WASM_THREADS", saved);
   }
 });

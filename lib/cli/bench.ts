@@ -6,7 +6,8 @@
  * (default wasm), each model workload in a fresh process; see `lib/bench/suite.ts`. Options:
  * `--backend NAME`, `--json FILE`, `--reps N` (default 7), `--size N` (inference size, 512),
  * `--train-sizes A,B` (512,128), `--only NAME[,NAME]` (kernel shapes), `--threads N` (wasm
- * threads, sets `SSM_WASM_THREADS` for every workload).
+ * threads, sets `SSM_WASM_THREADS` for every workload; default: `SSM_WASM_THREADS` if set, else
+ * every core, at most 8).
  *
  * `kernels` measures convolution (forward, input and filter gradients) and matrix product
  * throughput per backend, see `lib/bench/kernels.ts`. Options: `--backend NAME` (one backend;
@@ -34,7 +35,8 @@ const USAGE = `usage: deno task bench [inference|train|kernels] [options]
   --train-sizes L  training sizes, comma-separated (default 512,128)
   --batch N        kernels: images per batch for the backbone shapes (default 1)
   --only A,B       kernels: only shapes whose name contains A or B (e.g. "layer1,matMul")
-  --threads N      wasm: XNNPACK threads (1-8; sets SSM_WASM_THREADS; default 1)`;
+  --threads N      wasm: XNNPACK threads (1-8; sets SSM_WASM_THREADS; default: that variable,
+                   else every core, at most 8)`;
 
 function takeValue(args: string[], name: string): string | undefined {
   const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
@@ -59,11 +61,29 @@ function positiveInt(name: string, v: string | undefined, dflt: number): number 
   return n;
 }
 
-/** Takes `--threads N` out of `args` and exports it as `SSM_WASM_THREADS` (validated). */
+/**
+ * The wasm thread count of a benchmark: `--threads` if given, else `SSM_WASM_THREADS` if set,
+ * else every core (at most 8), as PyTorch uses by default.
+ *
+ * @param flag the value of `--threads` (undefined: absent)
+ * @param env the value of `SSM_WASM_THREADS` (undefined: unset)
+ * @param cores the number of cores
+ */
+export function benchThreads(
+  flag: string | undefined,
+  env: string | undefined,
+  cores: number = navigator.hardwareConcurrency || 1,
+): number {
+  if (flag !== undefined) return resolveWasmThreads(Number(flag));
+  if (env !== undefined && env.trim() !== "") return resolveWasmThreads();
+  return Math.max(1, Math.min(8, cores));
+}
+
+/** Takes `--threads N` out of `args` and exports the thread count as `SSM_WASM_THREADS`. */
 function takeThreads(args: string[]): string[] {
   const rest = [...args];
-  const v = takeValue(rest, "--threads");
-  if (v !== undefined) Deno.env.set("SSM_WASM_THREADS", String(resolveWasmThreads(Number(v))));
+  const n = benchThreads(takeValue(rest, "--threads"), Deno.env.get("SSM_WASM_THREADS"));
+  Deno.env.set("SSM_WASM_THREADS", String(n));
   return rest;
 }
 
