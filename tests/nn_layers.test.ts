@@ -318,6 +318,25 @@ for (const backend of ["wasm", "cpu"] as const) {
       );
       assertClose(grads[bn.weight.name].dataSync(), gxm.map((v) => v * m), () => 1e-4);
       assertClose(grads[bn.bias.name].dataSync(), gm.map((v) => v * m), () => 1e-4);
+      // All three in one backward (the fused gradient kernels share one reduction pass), twice
+      // with different upstream gradients so that a stale shared reduction would show.
+      const x0 = tf.tensor4d(x, [n, h, w, c]);
+      const xv = tf.variable(x0);
+      for (const scale of [1, -2]) {
+        const all = tf.variableGrads(
+          () => tf.sum(tf.mul(bn.apply(xv, act), tf.mul(tf.tensor4d(g0, [n, h, w, c]), scale))),
+          [xv, bn.weight, bn.bias],
+        );
+        assertClose(all.grads[xv.name].dataSync(), ref.map((v) => v * scale), () => 1e-4);
+        assertClose(
+          all.grads[bn.weight.name].dataSync(),
+          gxm.map((v) => v * m * scale),
+          () => 1e-4,
+        );
+        assertClose(all.grads[bn.bias.name].dataSync(), gm.map((v) => v * m * scale), () => 1e-4);
+        tf.dispose([all.value, ...Object.values(all.grads)]);
+      }
+      tf.dispose([xv, x0]);
       tf.dispose([dx, value, ...Object.values(grads)]);
       assert.equal(tf.memory().numTensors, start, "no tensors leak");
       bn.dispose();

@@ -186,6 +186,55 @@ function reduceGrads(
   return { db, dw };
 }
 
+/**
+ * The last reduction of {@linkcode reduceGrads}, keyed by the identities of the tensors it read
+ * (tensor data is immutable and every tensor has its own data id). The three gradient kernels of
+ * one batch-norm backward run one after the other on the same `dy`, so the second and the third
+ * reuse the first one's pass over the data instead of repeating it.
+ */
+let lastReduction: {
+  dy: tf.DataId;
+  y: tf.DataId | null;
+  x: tf.DataId;
+  mean: tf.DataId;
+  variance: tf.DataId;
+  eps: number;
+  db: Float64Array;
+  dw: Float64Array;
+} | null = null;
+
+/** {@linkcode reduceGrads} of a backward's inputs, shared between its gradient kernels. */
+function sharedReduction(
+  m: Memory,
+  ins: GradInputs,
+  eps: number,
+  C: number,
+): { db: Float64Array; dw: Float64Array; inv: Float64Array } {
+  const inv = invStd(m.read(ins.variance), eps);
+  const y = ins.y ? ins.y.dataId : null;
+  const r = lastReduction;
+  if (
+    r && r.dy === ins.dy.dataId && r.y === y && r.x === ins.x.dataId &&
+    r.mean === ins.mean.dataId && r.variance === ins.variance.dataId && r.eps === eps
+  ) {
+    return { db: r.db, dw: r.dw, inv };
+  }
+  const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
+  const Y = ins.y ? m.read(ins.y) : null;
+  const { db, dw } = reduceGrads(G, Y, X, MEAN, inv, C);
+  lastReduction = {
+    dy: ins.dy.dataId,
+    y,
+    x: ins.x.dataId,
+    mean: ins.mean.dataId,
+    variance: ins.variance.dataId,
+    eps,
+    db,
+    dw,
+  };
+  return { db, dw, inv };
+}
+
 function invStd(VAR: Float32Array, eps: number): Float64Array {
   return Float64Array.from(VAR, (v) => 1 / Math.sqrt(v + eps));
 }
@@ -198,13 +247,13 @@ function gradInputKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const dx = m.alloc(ins.x.shape);
+    // Views after the allocation (a wasm heap growth detaches earlier ones).
+    const { db, dw, inv } = sharedReduction(m, ins, eps, C);
     const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
     const Y = ins.y ? m.read(ins.y) : null;
     const W = m.read(ins.weight);
-    const inv = invStd(m.read(ins.variance), eps);
     const DX = dx.data();
     const n = X.length / C;
-    const { db, dw } = reduceGrads(G, Y, X, MEAN, inv, C);
     // dx = k·dy − k·db/n − k·x̂·dw/n with x̂ = (x − mean)·inv, i.e. dx = k·dy + a·x + b.
     const k = new Float64Array(C), a = new Float64Array(C), b = new Float64Array(C);
     for (let c = 0; c < C; c++) {
@@ -229,10 +278,8 @@ function gradWeightKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const out = m.alloc([C]);
-    const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
-    const Y = ins.y ? m.read(ins.y) : null;
-    const inv = invStd(m.read(ins.variance), eps);
-    out.data().set(reduceGrads(G, Y, X, MEAN, inv, C).dw);
+    const { dw } = sharedReduction(m, ins, eps, C);
+    out.data().set(dw);
     return out.info;
   };
 }
@@ -244,6 +291,12 @@ function channelSumKernel(mem: (b: unknown) => Memory) {
     const C = x.shape[x.shape.length - 1] ?? 1;
     const m = mem(args.backend);
     const out = m.alloc([C]);
+    // The bias gradient of a batch-norm backward: Σ dy is already in the shared reduction.
+    const r = lastReduction;
+    if (r && r.dy === x.dataId && r.y === (y ? y.dataId : null) && r.db.length === C) {
+      out.data().set(r.db);
+      return out.info;
+    }
     const X = m.read(x), Y = y ? m.read(y) : null;
     const sum = new Float64Array(C);
     for (let i = 0; i < X.length; i += C) {
