@@ -27,6 +27,7 @@ export * from "./lib/rng.ts";
 export * from "./lib/boxes.ts";
 export * from "./lib/anchors.ts";
 export * from "./lib/roi_align.ts";
+export { roiAlignThreads, setRoIAlignThreads } from "./lib/roi_align_workers.ts";
 export * from "./lib/transform.ts";
 export * from "./lib/backbone.ts";
 export * from "./lib/rpn.ts";

@@ -30,8 +30,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-
-const f32 = Math.fround;
+import { backwardBand, type BoxPlan, f32, forwardRange, planAll } from "./roi_align_js.ts";
+import {
+  backwardParallel,
+  forwardParallel,
+  PARALLEL_MIN_FLOATS,
+  roiAlignThreads,
+  type SplitGeometry,
+} from "./roi_align_workers.ts";
 
 /** Which implementation evaluates RoIAlign (both give the same numbers). */
 export type RoIAlignEngine = "auto" | "js" | "tensor";
@@ -57,237 +63,6 @@ export interface RoIAlignConfig {
 
 /** Boxes as a `[R, 4]` (x1, y1, x2, y2) or `[R, 5]` (batch index first) tensor or array of rows. */
 export type RoIBoxes = tf.Tensor2D | readonly (readonly number[])[];
-
-/** Sampling of one box along one axis, in torchvision's float32 arithmetic. */
-interface AxisSampling {
-  /** Position of the first and the last sample (feature coordinates). */
-  first: number;
-  last: number;
-  /** Whether all samples are inside `[-1, size]`. */
-  allValid: boolean;
-  /** Per-sample 1 / 0 validity. */
-  valid: Uint8Array;
-  /** Pixel window `[lo, lo + len)` touched by valid samples, and weights `[out, len]` (incl. 1/g). */
-  lo: number;
-  len: number;
-  w: Float32Array;
-  /** Window-relative indices (ascending) of the pixels with a nonzero weight for some output. */
-  used: Int32Array;
-}
-
-/** Everything needed to pool one box. */
-interface BoxPlan {
-  image: number;
-  level: number;
-  gy: number;
-  gx: number;
-  ys: AxisSampling;
-  xs: AxisSampling;
-}
-
-function sampleAxis(start: number, bin: number, n: number, g: number, size: number): AxisSampling {
-  const m = Math.max(n * g, 0);
-  const valid = new Uint8Array(m);
-  const i0 = new Int32Array(m);
-  const lerp = new Float32Array(m);
-  let lo = Infinity, hi = -Infinity, allValid = true, first = 0, last = 0;
-  for (let p = 0; p < n; p++) {
-    const base = f32(start + f32(p * bin));
-    for (let i = 0; i < g; i++) {
-      const k = p * g + i;
-      const v = f32(base + f32(f32((i + 0.5) * bin) / g));
-      if (k === 0) first = v;
-      last = v;
-      if (v < -1 || v > size) {
-        allValid = false;
-        continue;
-      }
-      valid[k] = 1;
-      let y = v <= 0 ? 0 : v;
-      let y0 = Math.trunc(y);
-      let y1 = y0 + 1;
-      if (y0 >= size - 1) {
-        y0 = y1 = size - 1;
-        y = y0;
-      }
-      i0[k] = y0;
-      lerp[k] = f32(y - y0);
-      lo = Math.min(lo, y0);
-      hi = Math.max(hi, y1);
-    }
-  }
-  if (lo > hi) {
-    return {
-      first,
-      last,
-      allValid,
-      valid,
-      lo: 0,
-      len: 0,
-      w: new Float32Array(0),
-      used: new Int32Array(0),
-    };
-  }
-  const len = hi - lo + 1;
-  const acc = new Float64Array(n * len);
-  for (let k = 0; k < m; k++) {
-    if (!valid[k]) continue;
-    const row = Math.floor(k / g) * len;
-    const a = i0[k] - lo;
-    const l = lerp[k];
-    acc[row + a] += f32(1 - l) / g;
-    if (l !== 0) acc[row + a + 1] += l / g; // l is 0 for samples clamped to the last pixel
-  }
-  const w = Float32Array.from(acc);
-  const hit = new Uint8Array(len);
-  for (let k = 0; k < w.length; k++) if (w[k] !== 0) hit[k % len] = 1;
-  const used: number[] = [];
-  for (let j = 0; j < len; j++) if (hit[j]) used.push(j);
-  return { first, last, allValid, valid, lo, len, w, used: Int32Array.from(used) };
-}
-
-function planBox(
-  coords: ArrayLike<number>,
-  image: number,
-  level: number,
-  scale: number,
-  featH: number,
-  featW: number,
-  oh: number,
-  ow: number,
-  samplingRatio: number,
-  aligned: boolean,
-): BoxPlan {
-  const s = f32(scale);
-  const off = aligned ? 0.5 : 0;
-  const x1 = f32(f32(f32(coords[0]) * s) - off), y1 = f32(f32(f32(coords[1]) * s) - off);
-  const x2 = f32(f32(f32(coords[2]) * s) - off), y2 = f32(f32(f32(coords[3]) * s) - off);
-  let rw = f32(x2 - x1), rh = f32(y2 - y1);
-  if (!aligned) {
-    rw = Math.max(rw, 1);
-    rh = Math.max(rh, 1);
-  }
-  const bw = f32(rw / ow), bh = f32(rh / oh);
-  const gy = samplingRatio > 0 ? samplingRatio : Math.ceil(f32(rh / oh));
-  const gx = samplingRatio > 0 ? samplingRatio : Math.ceil(f32(rw / ow));
-  // No samples at all when either grid is empty (torchvision then outputs 0).
-  const empty = gy <= 0 || gx <= 0;
-  return {
-    image,
-    level,
-    gy,
-    gx,
-    ys: sampleAxis(y1, bh, oh, empty ? 0 : gy, featH),
-    xs: sampleAxis(x1, bw, ow, empty ? 0 : gx, featW),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// "js" engine: sparse separable loops.
-
-function forwardJs(
-  feats: Float32Array[],
-  shapes: number[][],
-  plans: BoxPlan[],
-  oh: number,
-  ow: number,
-  C: number,
-): Float32Array {
-  const out = new Float32Array(plans.length * oh * ow * C);
-  let tmp = new Float32Array(0);
-  plans.forEach((pl, r) => {
-    const { ys, xs } = pl;
-    if (ys.len === 0 || xs.len === 0) return;
-    const [, H, W] = shapes[pl.level];
-    const F = feats[pl.level];
-    // Only the columns some output samples are pooled (wide boxes skip the ones between samples).
-    const used = xs.used;
-    const nu = used.length;
-    const dense = nu === xs.len;
-    const span = nu * C;
-    if (tmp.length < oh * span) tmp = new Float32Array(oh * span);
-    else tmp.fill(0, 0, oh * span);
-    for (let ph = 0; ph < oh; ph++) {
-      const dst = ph * span;
-      for (let j = 0; j < ys.len; j++) {
-        const w = ys.w[ph * ys.len + j];
-        if (w === 0) continue;
-        const row = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
-        if (dense) {
-          for (let k = 0; k < span; k++) tmp[dst + k] += w * F[row + k];
-        } else {
-          for (let u = 0; u < nu; u++) {
-            const src = row + used[u] * C, d = dst + u * C;
-            for (let c = 0; c < C; c++) tmp[d + c] += w * F[src + c];
-          }
-        }
-      }
-    }
-    for (let ph = 0; ph < oh; ph++) {
-      for (let pw = 0; pw < ow; pw++) {
-        const o = ((r * oh + ph) * ow + pw) * C;
-        for (let u = 0; u < nu; u++) {
-          const w = xs.w[pw * xs.len + used[u]];
-          if (w === 0) continue;
-          const s = ph * span + u * C;
-          for (let c = 0; c < C; c++) out[o + c] += w * tmp[s + c];
-        }
-      }
-    }
-  });
-  return out;
-}
-
-function backwardJs(
-  G: Float32Array,
-  shapes: number[][],
-  plans: BoxPlan[],
-  oh: number,
-  ow: number,
-): Float32Array[] {
-  const grads = shapes.map((s) => new Float32Array(s[0] * s[1] * s[2] * s[3]));
-  let tmp = new Float32Array(0);
-  plans.forEach((pl, r) => {
-    const { ys, xs } = pl;
-    if (ys.len === 0 || xs.len === 0) return;
-    const [, H, W, C] = shapes[pl.level];
-    const dF = grads[pl.level];
-    const used = xs.used;
-    const nu = used.length;
-    const dense = nu === xs.len;
-    const span = nu * C;
-    if (tmp.length < oh * span) tmp = new Float32Array(oh * span);
-    else tmp.fill(0, 0, oh * span);
-    for (let ph = 0; ph < oh; ph++) {
-      for (let pw = 0; pw < ow; pw++) {
-        const g = ((r * oh + ph) * ow + pw) * C;
-        for (let u = 0; u < nu; u++) {
-          const w = xs.w[pw * xs.len + used[u]];
-          if (w === 0) continue;
-          const d = ph * span + u * C;
-          for (let c = 0; c < C; c++) tmp[d + c] += w * G[g + c];
-        }
-      }
-    }
-    for (let j = 0; j < ys.len; j++) {
-      const row = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
-      for (let ph = 0; ph < oh; ph++) {
-        const w = ys.w[ph * ys.len + j];
-        if (w === 0) continue;
-        const src = ph * span;
-        if (dense) {
-          for (let k = 0; k < span; k++) dF[row + k] += w * tmp[src + k];
-        } else {
-          for (let u = 0; u < nu; u++) {
-            const d = row + used[u] * C, t = src + u * C;
-            for (let c = 0; c < C; c++) dF[d + c] += w * tmp[t + c];
-          }
-        }
-      }
-    }
-  });
-  return grads;
-}
 
 // ---------------------------------------------------------------------------------------------
 // "tensor" engine: cropAndResize forward, matMul backward.
@@ -468,36 +243,64 @@ function pool(
   const shapes = feats.map((f) => f.shape.slice());
   const C = shapes[0][3];
   const { oh, ow } = spec;
-  const plans = Array.from(images, (img, r) => {
-    const l = levels[r];
-    return planBox(
-      coords.subarray(r * 4, r * 4 + 4),
-      img,
-      l,
-      scales[l],
-      shapes[l][1],
-      shapes[l][2],
-      oh,
-      ow,
-      spec.samplingRatio,
-      spec.aligned,
-    );
-  });
+  const geometry: SplitGeometry = {
+    coords,
+    images,
+    levels,
+    scales,
+    shapes,
+    oh,
+    ow,
+    samplingRatio: spec.samplingRatio,
+    aligned: spec.aligned,
+  };
+  const plans = planAll(
+    coords,
+    images,
+    levels,
+    scales,
+    shapes,
+    oh,
+    ow,
+    spec.samplingRatio,
+    spec.aligned,
+  );
   const engine = spec.engine === "auto"
     ? (["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tensor")
     : spec.engine;
+  // Tensors made from shared buffers must own a copy (the cpu backend keeps the array given).
+  const own = (a: Float32Array, threaded: boolean) =>
+    threaded && tf.getBackend() !== "wasm" ? a.slice() : a;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const inputs = args.slice(0, feats.length) as tf.Tensor4D[];
-    const value = engine === "js"
-      ? tf.tensor4d(
-        forwardJs(inputs.map((t) => readSync(t, "the features")), shapes, plans, oh, ow, C),
-        [plans.length, oh, ow, C],
-      )
-      : forwardTensor(inputs, plans, oh, ow, C);
+    let value: tf.Tensor4D;
+    if (engine === "js") {
+      const data = inputs.map((t) => readSync(t, "the features"));
+      const outLen = plans.length * oh * ow * C;
+      const threaded = roiAlignThreads() > 1 && outLen >= PARALLEL_MIN_FLOATS;
+      let out: Float32Array;
+      if (threaded) out = forwardParallel(data, geometry, plans, C);
+      else {
+        out = new Float32Array(outLen);
+        forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length);
+      }
+      value = tf.tensor4d(own(out, threaded), [plans.length, oh, ow, C]);
+    } else {
+      value = forwardTensor(inputs, plans, oh, ow, C);
+    }
     const gradFunc = (dy: tf.Tensor4D): tf.Tensor[] => {
       if (engine === "tensor") return backwardTensor(dy, shapes, plans, oh, ow);
-      const grads = backwardJs(readSync(dy, "the gradient"), shapes, plans, oh, ow);
-      return grads.map((g, l) => tf.tensor4d(g, shapes[l] as [number, number, number, number]));
+      const G = readSync(dy, "the gradient");
+      const threaded = roiAlignThreads() > 1 && G.length >= PARALLEL_MIN_FLOATS;
+      let grads: Float32Array[];
+      if (threaded) grads = backwardParallel(G, geometry, plans);
+      else {
+        grads = shapes.map((sh) => new Float32Array(sh[0] * sh[1] * sh[2] * sh[3]));
+        backwardBand(G, shapes, plans, oh, ow, grads, shapes.map((sh) => [0, sh[1]]));
+      }
+      return grads.map((g, l) =>
+        tf.tensor4d(own(g, threaded), shapes[l] as [number, number, number, number])
+      );
     };
     return { value, gradFunc };
   });

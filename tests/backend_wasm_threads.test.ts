@@ -14,6 +14,7 @@ import {
 import "../lib/backend/gradients.ts";
 import { registerWasmTrainingKernels } from "../lib/backend/wasm_kernels.ts";
 import { normalSource, REPO_ROOT } from "./_util.ts";
+import { roiAlignThreads } from "../lib/roi_align_workers.ts";
 
 const TOL = 1e-4;
 const THREADS = 2;
@@ -211,6 +212,7 @@ Deno.test("initBackend('wasm', { wasmThreads }) loads the threaded build and goe
   try {
     assert.equal(two.threads, THREADS);
     assert.ok(threadedWasmWorkerCount() >= THREADS - 1);
+    assert.equal(roiAlignThreads(), THREADS, "the js RoIAlign engine follows");
     // The training kernels apply to the threaded backend too.
     const g = tf.tidy(() =>
       tf.grad((w: tf.Tensor) =>
@@ -224,5 +226,6 @@ Deno.test("initBackend('wasm', { wasmThreads }) loads the threaded build and goe
     const one = await initBackend("wasm", { wasmThreads: 1 });
     assert.equal(one.threads, 1);
     assert.equal(threadedWasmWorkerCount(), 0);
+    assert.equal(roiAlignThreads(), 1);
   }
 });

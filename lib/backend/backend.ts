@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "./gradients.ts";
 import { registerWasmTrainingKernels } from "./wasm_kernels.ts";
+import { setRoIAlignThreads } from "../roi_align_workers.ts";
 
 /** Names accepted by {@linkcode initBackend}. */
 export type BackendName = "auto" | "tensorflow-gpu" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -191,6 +192,8 @@ async function tryInit(
       const threads = await initWasm(resolveWasmThreads(opts.wasmThreads));
       await setBackendOrThrow(name, "wasm", "the wasm module failed to initialise");
       registerWasmTrainingKernels();
+      // The JavaScript RoIAlign engine uses as many threads as the wasm kernels.
+      setRoIAlignThreads(threads);
       return { name, tfjsName: "wasm", threads, skipped: [] };
     }
     case "webgpu": {
