@@ -30,13 +30,19 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { backwardBand, type BoxPlan, f32, forwardRange, planAll } from "./roi_align_js.ts";
+import {
+  backwardBand,
+  type BoxPlan,
+  f32,
+  forwardRange,
+  planAll,
+  type PoolGeometry,
+} from "./roi_align_js.ts";
 import {
   backwardParallel,
   forwardParallel,
   PARALLEL_MIN_FLOATS,
   roiAlignThreads,
-  type SplitGeometry,
 } from "./roi_align_workers.ts";
 
 /** Which implementation evaluates RoIAlign (both give the same numbers). */
@@ -243,7 +249,7 @@ function pool(
   const shapes = feats.map((f) => f.shape.slice());
   const C = shapes[0][3];
   const { oh, ow } = spec;
-  const geometry: SplitGeometry = {
+  const geometry: PoolGeometry = {
     coords,
     images,
     levels,
@@ -254,57 +260,77 @@ function pool(
     samplingRatio: spec.samplingRatio,
     aligned: spec.aligned,
   };
-  const plans = planAll(
-    coords,
-    images,
-    levels,
-    scales,
-    shapes,
-    oh,
-    ow,
-    spec.samplingRatio,
-    spec.aligned,
-  );
+  const plans = planAll(geometry);
   const engine = spec.engine === "auto"
     ? (["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tensor")
     : spec.engine;
-  // Tensors made from shared buffers must own a copy (the cpu backend keeps the array given).
-  const own = (a: Float32Array, threaded: boolean) =>
-    threaded && tf.getBackend() !== "wasm" ? a.slice() : a;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const inputs = args.slice(0, feats.length) as tf.Tensor4D[];
     let value: tf.Tensor4D;
     if (engine === "js") {
-      const data = inputs.map((t) => readSync(t, "the features"));
-      const outLen = plans.length * oh * ow * C;
-      const threaded = roiAlignThreads() > 1 && outLen >= PARALLEL_MIN_FLOATS;
-      let out: Float32Array;
-      if (threaded) out = forwardParallel(data, geometry, plans, C);
-      else {
-        out = new Float32Array(outLen);
+      const outShape = [plans.length, oh, ow, C];
+      const io = jsIo([outShape]);
+      const data = inputs.map((t) => io.read(t, "the features"));
+      const [out] = io.outputs;
+      if (roiAlignThreads() > 1 && out.length >= PARALLEL_MIN_FLOATS) {
+        forwardParallel(data, geometry, plans, C, out);
+      } else {
         forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length);
       }
-      value = tf.tensor4d(own(out, threaded), [plans.length, oh, ow, C]);
+      value = io.tensors()[0] as tf.Tensor4D;
     } else {
       value = forwardTensor(inputs, plans, oh, ow, C);
     }
     const gradFunc = (dy: tf.Tensor4D): tf.Tensor[] => {
       if (engine === "tensor") return backwardTensor(dy, shapes, plans, oh, ow);
-      const G = readSync(dy, "the gradient");
-      const threaded = roiAlignThreads() > 1 && G.length >= PARALLEL_MIN_FLOATS;
-      let grads: Float32Array[];
-      if (threaded) grads = backwardParallel(G, geometry, plans);
-      else {
-        grads = shapes.map((sh) => new Float32Array(sh[0] * sh[1] * sh[2] * sh[3]));
-        backwardBand(G, shapes, plans, oh, ow, grads, shapes.map((sh) => [0, sh[1]]));
+      const io = jsIo(shapes);
+      const G = io.read(dy, "the gradient");
+      if (roiAlignThreads() > 1 && G.length >= PARALLEL_MIN_FLOATS) {
+        backwardParallel(G, geometry, plans, io.outputs);
+      } else {
+        backwardBand(G, shapes, plans, oh, ow, io.outputs, shapes.map((sh) => [0, sh[1]]));
       }
-      return grads.map((g, l) =>
-        tf.tensor4d(own(g, threaded), shapes[l] as [number, number, number, number])
-      );
+      return io.tensors();
     };
     return { value, gradFunc };
   });
   return op(...feats) as tf.Tensor4D;
+}
+
+/** The parts of tfjs-backend-wasm's backend the `js` engine uses to work on the heap. */
+interface WasmHeap {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+/**
+ * Inputs and outputs of one `js` engine call. On `wasm` the outputs are allocated on the wasm heap
+ * and every array is a view of it (no copies; with the threaded build the heap is shared memory,
+ * which the worker threads use in place); elsewhere inputs are read back and outputs are new
+ * arrays. `outputs` holds one array per shape in `outShapes`; `tensors()` wraps them, once written.
+ */
+function jsIo(outShapes: number[][]): {
+  read(t: tf.Tensor, what: string): Float32Array;
+  outputs: Float32Array[];
+  tensors(): tf.Tensor[];
+} {
+  const size = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
+  if (tf.getBackend() === "wasm") {
+    const heap = tf.backend() as unknown as WasmHeap;
+    const infos = outShapes.map((sh) => heap.makeOutput(sh, "float32"));
+    // Views only after every allocation (a heap growth detaches earlier ones).
+    return {
+      read: (t) => heap.typedArrayFromHeap(t),
+      outputs: infos.map((i) => heap.typedArrayFromHeap(i)),
+      tensors: () => infos.map((i) => tf.engine().makeTensorFromTensorInfo(i)),
+    };
+  }
+  const outputs = outShapes.map((sh) => new Float32Array(size(sh)));
+  return {
+    read: readSync,
+    outputs,
+    tensors: () => outputs.map((o, k) => tf.tensor(o, outShapes[k], "float32")),
+  };
 }
 
 /** `dataSync` with an error that says what to do where synchronous reads are impossible. */

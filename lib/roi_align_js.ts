@@ -266,32 +266,44 @@ export function backwardBand(
   });
 }
 
+/** The boxes of one RoIAlign call and its pooling settings. */
+export interface PoolGeometry {
+  /** `[R*4]` x1 y1 x2 y2 per box (image coordinates). */
+  coords: Float32Array;
+  /** Image index per box. */
+  images: Int32Array;
+  /** Feature level per box. */
+  levels: Int32Array;
+  /** Spatial scale per level. */
+  scales: number[];
+  /** `[N, H, W, C]` per level. */
+  shapes: number[][];
+  /** Output height. */
+  oh: number;
+  /** Output width. */
+  ow: number;
+  /** Samples per bin and axis (`<= 0`: adaptive). */
+  samplingRatio: number;
+  /** torchvision's `aligned`. */
+  aligned: boolean;
+}
+
 /** The plans of every box (see {@linkcode planBox}). */
-export function planAll(
-  coords: Float32Array,
-  images: Int32Array,
-  levels: Int32Array,
-  scales: number[],
-  shapes: number[][],
-  oh: number,
-  ow: number,
-  samplingRatio: number,
-  aligned: boolean,
-): BoxPlan[] {
+export function planAll(g: PoolGeometry): BoxPlan[] {
   const plans: BoxPlan[] = [];
-  for (let r = 0; r < images.length; r++) {
-    const l = levels[r];
+  for (let r = 0; r < g.images.length; r++) {
+    const l = g.levels[r];
     plans.push(planBox(
-      coords.subarray(r * 4, r * 4 + 4),
-      images[r],
+      g.coords.subarray(r * 4, r * 4 + 4),
+      g.images[r],
       l,
-      scales[l],
-      shapes[l][1],
-      shapes[l][2],
-      oh,
-      ow,
-      samplingRatio,
-      aligned,
+      g.scales[l],
+      g.shapes[l][1],
+      g.shapes[l][2],
+      g.oh,
+      g.ow,
+      g.samplingRatio,
+      g.aligned,
     ));
   }
   return plans;

@@ -29,6 +29,7 @@ import {
   forwardRange,
   planAll,
   planBox,
+  type PoolGeometry,
   sampleAxis,
 } from "./roi_align_js.ts";
 
@@ -64,12 +65,13 @@ ${fns}
 parentPort.on("message", (m) => {
   const flag = new Int32Array(m.flag);
   try {
-    const feats = m.feats.map((b, l) => new Float32Array(b, 0, m.sizes[l]));
-    const plans = planAll(m.coords, m.images, m.levels, m.scales, m.shapes, m.oh, m.ow, m.sr, m.aligned);
+    const view = (r) => new Float32Array(r.buffer, r.byteOffset, r.length);
+    const maps = m.maps.map(view);
+    const plans = planAll(m);
     if (m.op === "forward") {
-      forwardRange(feats, m.shapes, plans, m.oh, m.ow, m.C, new Float32Array(m.out, 0, m.outLen), m.r0, m.r1);
+      forwardRange(maps, m.shapes, plans, m.oh, m.ow, m.C, view(m.out), m.r0, m.r1);
     } else {
-      backwardBand(new Float32Array(m.g, 0, m.gLen), m.shapes, plans, m.oh, m.ow, feats, m.bands);
+      backwardBand(view(m.g), m.shapes, plans, m.oh, m.ow, maps, m.bands);
     }
     Atomics.store(flag, 0, 1);
   } catch (e) {
@@ -105,25 +107,12 @@ function shared(key: string, n: number): Float32Array {
   return new Float32Array(b, 0, n);
 }
 
-/** What a worker needs besides the data: the box geometry and the pooling settings. */
-export interface SplitGeometry {
-  coords: Float32Array;
-  images: Int32Array;
-  levels: Int32Array;
-  scales: number[];
-  shapes: number[][];
-  oh: number;
-  ow: number;
-  samplingRatio: number;
-  aligned: boolean;
-}
-
 interface Job {
   flag: SharedArrayBuffer;
   worker: Worker;
 }
 
-function post(worker: Worker, g: SplitGeometry, extra: Record<string, unknown>): Job {
+function post(worker: Worker, g: PoolGeometry, extra: Record<string, unknown>): Job {
   const flag = new SharedArrayBuffer(8 + 1000);
   worker.postMessage({
     flag,
@@ -134,7 +123,7 @@ function post(worker: Worker, g: SplitGeometry, extra: Record<string, unknown>):
     shapes: g.shapes,
     oh: g.oh,
     ow: g.ow,
-    sr: g.samplingRatio,
+    samplingRatio: g.samplingRatio,
     aligned: g.aligned,
     ...extra,
   });
@@ -154,13 +143,23 @@ function wait(jobs: Job[]): void {
   }
 }
 
-/** Copies per-level data into shared buffers. */
-function shareLevels(prefix: string, data: Float32Array[]): Float32Array[] {
-  return data.map((d, l) => {
-    const s = shared(`${prefix}${l}`, d.length);
-    s.set(d);
-    return s;
-  });
+/**
+ * Cuts `[0, cost.length)` into `parts` contiguous ranges of about equal total cost: returns the
+ * `parts + 1` boundaries.
+ */
+export function cutByCost(cost: ArrayLike<number>, parts: number): number[] {
+  const n = cost.length;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += cost[i];
+  const cuts = [0];
+  let acc = 0;
+  for (let i = 0; i < n && cuts.length < parts; i++) {
+    acc += cost[i];
+    if (acc >= (total * cuts.length) / parts) cuts.push(i + 1);
+  }
+  while (cuts.length < parts) cuts.push(n);
+  cuts.push(n);
+  return cuts;
 }
 
 /** Per-box work estimate: pixels touched in the first pass plus output bins. */
@@ -168,59 +167,70 @@ function boxCost(pl: BoxPlan, oh: number, ow: number): number {
   return pl.ys.len === 0 || pl.xs.len === 0 ? 0 : oh * 4 * pl.xs.used.length + oh * ow * 4;
 }
 
+/** An array as a worker receives it: its buffer (shared), offset and length. */
+interface SharedRef {
+  buffer: SharedArrayBuffer;
+  byteOffset: number;
+  length: number;
+}
+
 /**
- * The forward pass of the `js` engine on `threads` threads (the caller checked that it is worth
- * it): boxes are cut into contiguous ranges of about equal estimated work.
+ * `a` itself when it lives in shared memory (e.g. the heap of the threaded wasm build), else a
+ * cached shared copy (`copyIn`: with `a`'s values).
+ */
+function asShared(key: string, a: Float32Array, copyIn: boolean): Float32Array {
+  if (a.buffer instanceof SharedArrayBuffer) return a;
+  const s = shared(key, a.length);
+  if (copyIn) s.set(a);
+  return s;
+}
+
+function ref(a: Float32Array): SharedRef {
+  return { buffer: a.buffer as SharedArrayBuffer, byteOffset: a.byteOffset, length: a.length };
+}
+
+/**
+ * The forward pass of the `js` engine on `threads` threads into `out` (the caller checked that it
+ * is worth it): boxes are cut into contiguous ranges of about equal estimated work. Arrays in
+ * shared memory are used in place; others go through shared copies.
  */
 export function forwardParallel(
   feats: Float32Array[],
-  g: SplitGeometry,
+  g: PoolGeometry,
   plans: BoxPlan[],
   C: number,
-): Float32Array {
+  out: Float32Array,
+): void {
   const { oh, ow } = g;
   const ws = pool();
-  const parts = ws.length + 1;
-  const R = plans.length;
-  const cost = plans.map((p) => boxCost(p, oh, ow));
-  const total = cost.reduce((a, b) => a + b, 0);
-  const cuts = [0];
-  let acc = 0;
-  for (let r = 0; r < R && cuts.length < parts; r++) {
-    acc += cost[r];
-    if (acc >= (total * cuts.length) / parts) cuts.push(r + 1);
-  }
-  while (cuts.length < parts) cuts.push(R);
-  cuts.push(R);
-  const sf = shareLevels("feat", feats);
-  const outLen = R * oh * ow * C;
-  const out = shared("out", outLen);
+  const cuts = cutByCost(plans.map((p) => boxCost(p, oh, ow)), ws.length + 1);
+  const sf = feats.map((f, l) => asShared(`feat${l}`, f, true));
+  const so = asShared("out", out, false);
   const jobs = ws.map((w, i) =>
     post(w, g, {
       op: "forward",
-      feats: sf.map((s) => s.buffer),
-      sizes: sf.map((s) => s.length),
+      maps: sf.map(ref),
       C,
-      out: out.buffer,
-      outLen,
+      out: ref(so),
       r0: cuts[i + 1],
       r1: cuts[i + 2],
     })
   );
-  forwardRange(sf, g.shapes, plans, oh, ow, C, out, cuts[0], cuts[1]);
+  forwardRange(sf, g.shapes, plans, oh, ow, C, so, cuts[0], cuts[1]);
   wait(jobs);
-  return out;
+  if (so !== out) out.set(so);
 }
 
 /**
- * The backward pass of the `js` engine on `threads` threads: each level's rows are cut into bands
- * of about equal estimated work. Returns one shared gradient array per level.
+ * The backward pass of the `js` engine on `threads` threads into `grads` (one array per level):
+ * each level's rows are cut into bands of about equal estimated work.
  */
 export function backwardParallel(
   G: Float32Array,
-  g: SplitGeometry,
+  g: PoolGeometry,
   plans: BoxPlan[],
-): Float32Array[] {
+  grads: Float32Array[],
+): void {
   const { oh, ow, shapes } = g;
   const ws = pool();
   const parts = ws.length + 1;
@@ -231,34 +241,14 @@ export function backwardParallel(
     const per = oh * pl.xs.used.length + (oh * ow * pl.xs.used.length) / pl.ys.len;
     for (let j = 0; j < pl.ys.len; j++) rowCost[pl.level][pl.ys.lo + j] += per;
   }
-  const cuts = rowCost.map((rc) => {
-    const H = rc.length;
-    const total = rc.reduce((a, b) => a + b, 0);
-    const c = [0];
-    let acc = 0;
-    for (let y = 0; y < H && c.length < parts; y++) {
-      acc += rc[y];
-      if (acc >= (total * c.length) / parts) c.push(y + 1);
-    }
-    while (c.length < parts) c.push(H);
-    c.push(H);
-    return c;
-  });
+  const cuts = rowCost.map((rc) => cutByCost(rc, parts));
   const bandsOf = (i: number) => cuts.map((c) => [c[i], c[i + 1]] as [number, number]);
-  const sg = shared("grad-in", G.length);
-  sg.set(G);
-  const grads = shapes.map((s, l) => shared(`grad${l}`, s[0] * s[1] * s[2] * s[3]));
+  const sg = asShared("grad-in", G, true);
+  const sd = grads.map((d, l) => asShared(`grad${l}`, d, false));
   const jobs = ws.map((w, i) =>
-    post(w, g, {
-      op: "backward",
-      feats: grads.map((s) => s.buffer),
-      sizes: grads.map((s) => s.length),
-      g: sg.buffer,
-      gLen: sg.length,
-      bands: bandsOf(i + 1),
-    })
+    post(w, g, { op: "backward", maps: sd.map(ref), g: ref(sg), bands: bandsOf(i + 1) })
   );
-  backwardBand(sg, shapes, plans, oh, ow, grads, bandsOf(0));
+  backwardBand(sg, shapes, plans, oh, ow, sd, bandsOf(0));
   wait(jobs);
-  return grads;
+  sd.forEach((d, l) => d !== grads[l] && grads[l].set(d));
 }

@@ -14,7 +14,8 @@ import {
 import "../lib/backend/gradients.ts";
 import { registerWasmTrainingKernels } from "../lib/backend/wasm_kernels.ts";
 import { normalSource, REPO_ROOT } from "./_util.ts";
-import { roiAlignThreads } from "../lib/roi_align_workers.ts";
+import { roiAlignThreads, setRoIAlignThreads } from "../lib/roi_align_workers.ts";
+import { roiAlign } from "../lib/roi_align.ts";
 
 const TOL = 1e-4;
 const THREADS = 2;
@@ -213,6 +214,34 @@ Deno.test("initBackend('wasm', { wasmThreads }) loads the threaded build and goe
     assert.equal(two.threads, THREADS);
     assert.ok(threadedWasmWorkerCount() >= THREADS - 1);
     assert.equal(roiAlignThreads(), THREADS, "the js RoIAlign engine follows");
+    // The threaded build's heap is shared memory: the RoIAlign workers use it in place and give
+    // bitwise the one-thread result.
+    const src = normalSource(53);
+    const f = tf.tensor4d(src.randn(40 * 40 * 64), [1, 40, 40, 64]);
+    const rows = Array.from({ length: 200 }, (_, r) => {
+      const x = (r * 37) % 140, y = (r * 53) % 140;
+      return [x + 0.3, y + 0.7, x + 5 + (r % 9) * 3.1, y + 4 + (r % 7) * 4.3];
+    });
+    const pooled = () =>
+      tf.tidy(() => {
+        const g = tf.grad((x: tf.Tensor) =>
+          tf.sum(tf.square(roiAlign(x as tf.Tensor4D, rows, { spatialScale: 0.25, engine: "js" })))
+        );
+        return [
+          roiAlign(f, rows, { spatialScale: 0.25, engine: "js" }).dataSync(),
+          g(f).dataSync(),
+        ];
+      });
+    try {
+      const [outMany, gradMany] = pooled();
+      setRoIAlignThreads(1);
+      const [outOne, gradOne] = pooled();
+      assert.deepEqual(outMany, outOne, `forward (seed ${src.seed})`);
+      assert.deepEqual(gradMany, gradOne, `gradient (seed ${src.seed})`);
+      assert.ok(gradOne.some((v) => v !== 0));
+    } finally {
+      f.dispose();
+    }
     // The training kernels apply to the threaded backend too.
     const g = tf.tidy(() =>
       tf.grad((w: tf.Tensor) =>
