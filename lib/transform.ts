@@ -148,10 +148,16 @@ export class GeneralizedRCNNTransform {
       }
       const [ph, pw] = this.paddedSize(size);
       const images = tf.tidy(() => {
-        let x: tf.Tensor4D = input.shape[3] === 1 ? tf.concat([input, input, input], 3) : input;
-        const mean = tf.tensor1d([...this.imageMean], "float32");
-        const std = tf.tensor1d([...this.imageStd], "float32");
-        x = tf.div(tf.sub(x, mean), std);
+        let x: tf.Tensor4D;
+        if (input.shape[3] === 1) {
+          // One pass instead of concat + broadcast sub + div (bitwise the same float32 values).
+          const grey = greyValues(image) ?? (input.dataSync() as Float32Array);
+          x = tf.tensor4d(normaliseGrey(grey, this.imageMean, this.imageStd), [1, h, w, 3]);
+        } else {
+          const mean = tf.tensor1d([...this.imageMean], "float32");
+          const std = tf.tensor1d([...this.imageStd], "float32");
+          x = tf.div(tf.sub(input, mean), std);
+        }
         if (size[0] !== h || size[1] !== w) x = resizeBilinearHalfPixel(x, size);
         if (ph !== size[0] || pw !== size[1]) {
           x = tf.pad(x, [[0, 0], [0, ph - size[0]], [0, pw - size[1]], [0, 0]]);
@@ -214,6 +220,34 @@ export function resizeBilinearHalfPixel(
     }
     return x;
   });
+}
+
+/**
+ * `[(g - mean[c]) / std[c] for c in 0..2]` per pixel of a one-channel image, in float32 arithmetic
+ * (each operation rounded to float32, as the tensor ops do), as `[H*W*3]`.
+ */
+export function normaliseGrey(
+  grey: ArrayLike<number>,
+  mean: readonly number[],
+  std: readonly number[],
+): Float32Array {
+  const f = Math.fround;
+  const m0 = f(mean[0]), m1 = f(mean[1]), m2 = f(mean[2]);
+  const s0 = f(std[0]), s1 = f(std[1]), s2 = f(std[2]);
+  const out = new Float32Array(grey.length * 3);
+  for (let i = 0, o = 0; i < grey.length; i++, o += 3) {
+    const v = f(grey[i]);
+    out[o] = f(v - m0) / s0;
+    out[o + 1] = f(v - m1) / s1;
+    out[o + 2] = f(v - m2) / s2;
+  }
+  return out;
+}
+
+/** The [0, 1] values of a greyscale `{width, height, data}` image (null for tensors). */
+function greyValues(image: TransformInput): Float32Array | null {
+  if (image instanceof tf.Tensor) return null;
+  return image.data instanceof Float32Array ? image.data : null;
 }
 
 function toNHWC(image: TransformInput): tf.Tensor4D {

@@ -3,8 +3,13 @@ import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../lib/backend/mod.ts";
-import { GeneralizedRCNNTransform, postprocessBoxes, resizeBoxes } from "../lib/transform.ts";
-import { fixture, readFixtureJson } from "./_util.ts";
+import {
+  GeneralizedRCNNTransform,
+  normaliseGrey,
+  postprocessBoxes,
+  resizeBoxes,
+} from "../lib/transform.ts";
+import { fixture, normalSource, readFixtureJson } from "./_util.ts";
 
 interface Arr {
   shape: number[];
@@ -256,3 +261,33 @@ Deno.test({
     assert.ok(Math.abs(sum2 - stats.sum_sq) <= 1e-4 * stats.sum_sq, `sum_sq ${sum2}`);
   },
 });
+
+for (const backend of ["wasm", "cpu"] as const) {
+  Deno.test(`greyscale normalisation equals concat + sub + div bitwise (${backend})`, async () => {
+    await initBackend(backend);
+    const src = normalSource(backend === "wasm" ? 61 : 67);
+    const [h, w] = [33, 47];
+    const grey = src.randn(h * w).map((v) => Math.abs(v) / 3);
+    const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+    const want = tf.tidy(() => {
+      const x = tf.tensor4d(grey, [1, h, w, 1]);
+      return tf.div(tf.sub(tf.concat([x, x, x], 3), tf.tensor1d(mean)), tf.tensor1d(std))
+        .dataSync();
+    });
+    const got = normaliseGrey(grey, mean, std);
+    assert.equal(got.length, want.length);
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(
+        Object.is(got[i], want[i]),
+        `element ${i}: ${got[i]} vs ${want[i]} (seed ${src.seed})`,
+      );
+    }
+    // the transform takes this path for greyscale images and [1, H, W, 1] tensors
+    const t = new GeneralizedRCNNTransform({ minSize: h, maxSize: 4 * w, sizeDivisible: 1 });
+    for (const input of [{ width: w, height: h, data: grey }, tf.tensor4d(grey, [1, h, w, 1])]) {
+      const out = t.forward(input);
+      assert.deepEqual(Array.from(out.images.dataSync()), Array.from(want));
+      tf.dispose([out.images, ...(input instanceof tf.Tensor ? [input] : [])]);
+    }
+  });
+}
