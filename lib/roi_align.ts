@@ -270,12 +270,17 @@ function pool(
     if (engine === "js") {
       const outShape = [plans.length, oh, ow, C];
       const io = jsIo([outShape]);
-      const data = inputs.map((t) => io.read(t, "the features"));
-      const [out] = io.outputs;
-      if (roiAlignThreads() > 1 && out.length >= PARALLEL_MIN_FLOATS) {
-        forwardParallel(data, geometry, plans, C, out);
-      } else {
-        forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length);
+      try {
+        const data = inputs.map((t) => io.read(t, "the features"));
+        const [out] = io.outputs;
+        if (roiAlignThreads() > 1 && out.length >= PARALLEL_MIN_FLOATS) {
+          forwardParallel(data, geometry, plans, C, out);
+        } else {
+          forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length);
+        }
+      } catch (e) {
+        io.discard();
+        throw e;
       }
       value = io.tensors()[0] as tf.Tensor4D;
     } else {
@@ -284,11 +289,16 @@ function pool(
     const gradFunc = (dy: tf.Tensor4D): tf.Tensor[] => {
       if (engine === "tensor") return backwardTensor(dy, shapes, plans, oh, ow);
       const io = jsIo(shapes);
-      const G = io.read(dy, "the gradient");
-      if (roiAlignThreads() > 1 && G.length >= PARALLEL_MIN_FLOATS) {
-        backwardParallel(G, geometry, plans, io.outputs);
-      } else {
-        backwardBand(G, shapes, plans, oh, ow, io.outputs, shapes.map((sh) => [0, sh[1]]));
+      try {
+        const G = io.read(dy, "the gradient");
+        if (roiAlignThreads() > 1 && G.length >= PARALLEL_MIN_FLOATS) {
+          backwardParallel(G, geometry, plans, io.outputs);
+        } else {
+          backwardBand(G, shapes, plans, oh, ow, io.outputs, shapes.map((sh) => [0, sh[1]]));
+        }
+      } catch (e) {
+        io.discard();
+        throw e;
       }
       return io.tensors();
     };
@@ -301,6 +311,7 @@ function pool(
 interface WasmHeap {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  disposeData(dataId: tf.DataId): boolean;
 }
 
 /**
@@ -313,6 +324,8 @@ function jsIo(outShapes: number[][]): {
   read(t: tf.Tensor, what: string): Float32Array;
   outputs: Float32Array[];
   tensors(): tf.Tensor[];
+  /** Frees the outputs (when the computation failed). */
+  discard(): void;
 } {
   const size = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
   if (tf.getBackend() === "wasm") {
@@ -323,6 +336,7 @@ function jsIo(outShapes: number[][]): {
       read: (t) => heap.typedArrayFromHeap(t),
       outputs: infos.map((i) => heap.typedArrayFromHeap(i)),
       tensors: () => infos.map((i) => tf.engine().makeTensorFromTensorInfo(i)),
+      discard: () => infos.forEach((i) => heap.disposeData(i.dataId)),
     };
   }
   const outputs = outShapes.map((sh) => new Float32Array(size(sh)));
@@ -330,6 +344,7 @@ function jsIo(outShapes: number[][]): {
     read: readSync,
     outputs,
     tensors: () => outputs.map((o, k) => tf.tensor(o, outShapes[k], "float32")),
+    discard: () => {},
   };
 }
 

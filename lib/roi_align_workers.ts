@@ -5,7 +5,8 @@
  * calling thread and `n - 1` workers: the forward pass by boxes (each box's output is written by
  * one thread), the backward pass by bands of feature rows (each thread adds every box's
  * contribution to its own rows, in the box order), so the results are bitwise those of one
- * thread. Features, gradients and outputs travel through `SharedArrayBuffer`s; the calling
+ * thread. Features, gradients and outputs are shared with the workers: in place when they live in
+ * shared memory (the heap of the threaded wasm build), else through shared copies. The calling
  * thread does its share and then blocks (`Atomics.wait`) until the workers are done, so RoIAlign
  * stays a synchronous op. The workers are `node:worker_threads` workers evaluated from the
  * engine's source text (`roi_align_js.ts`) and unreferenced, so they never keep a process alive.
