@@ -288,12 +288,15 @@ export interface PoolGeometry {
   aligned: boolean;
 }
 
-/** The plans of every box (see {@linkcode planBox}). */
-export function planAll(g: PoolGeometry): BoxPlan[] {
-  const plans: BoxPlan[] = [];
-  for (let r = 0; r < g.images.length; r++) {
+/**
+ * The plans of boxes `r0 <= r < r1` (default: every box; see {@linkcode planBox}), at their
+ * indices of the returned array.
+ */
+export function planAll(g: PoolGeometry, r0 = 0, r1: number = g.images.length): BoxPlan[] {
+  const plans: BoxPlan[] = new Array(g.images.length);
+  for (let r = r0; r < r1; r++) {
     const l = g.levels[r];
-    plans.push(planBox(
+    plans[r] = planBox(
       g.coords.subarray(r * 4, r * 4 + 4),
       g.images[r],
       l,
@@ -304,7 +307,7 @@ export function planAll(g: PoolGeometry): BoxPlan[] {
       g.ow,
       g.samplingRatio,
       g.aligned,
-    ));
+    );
   }
   return plans;
 }

@@ -68,11 +68,12 @@ parentPort.on("message", (m) => {
   try {
     const view = (r) => new Float32Array(r.buffer, r.byteOffset, r.length);
     const maps = m.maps.map(view);
-    const plans = planAll(m);
     if (m.op === "forward") {
+      // Only its own boxes' plans; a band of the backward pass may touch any box.
+      const plans = planAll(m, m.r0, m.r1);
       forwardRange(maps, m.shapes, plans, m.oh, m.ow, m.C, view(m.out), m.r0, m.r1);
     } else {
-      backwardBand(view(m.g), m.shapes, plans, m.oh, m.ow, maps, m.bands);
+      backwardBand(view(m.g), m.shapes, planAll(m), m.oh, m.ow, maps, m.bands);
     }
     Atomics.store(flag, 0, 1);
   } catch (e) {

@@ -139,9 +139,9 @@ export class GeneralizedRCNNTransform {
    * @param image `[H, W, 3]`, `[1, H, W, 3]` (or 1 channel) float32 in [0, 1], or a {@link GreyImage}
    */
   forward(image: TransformInput): TransformOutput {
-    const input = toNHWC(image); // [1, H, W, C]
+    const input = checkInput(image);
     try {
-      const [, h, w] = input.shape;
+      const [h, w] = input.grey ? [input.h, input.w] : [input.x.shape[1], input.x.shape[2]];
       const { scaleFactor, size } = this.plan(h, w);
       if (size[0] < 1 || size[1] < 1) {
         throw new Error(`GeneralizedRCNNTransform: image ${h}x${w} resizes to an empty image`);
@@ -149,14 +149,14 @@ export class GeneralizedRCNNTransform {
       const [ph, pw] = this.paddedSize(size);
       const images = tf.tidy(() => {
         let x: tf.Tensor4D;
-        if (input.shape[3] === 1) {
+        if (input.grey || input.x.shape[3] === 1) {
           // One pass instead of concat + broadcast sub + div (bitwise the same float32 values).
-          const grey = greyValues(image) ?? (input.dataSync() as Float32Array);
+          const grey = input.grey ? input.grey : input.x.dataSync() as Float32Array;
           x = tf.tensor4d(normaliseGrey(grey, this.imageMean, this.imageStd), [1, h, w, 3]);
         } else {
           const mean = tf.tensor1d([...this.imageMean], "float32");
           const std = tf.tensor1d([...this.imageStd], "float32");
-          x = tf.div(tf.sub(input, mean), std);
+          x = tf.div(tf.sub(input.x, mean), std);
         }
         if (size[0] !== h || size[1] !== w) x = resizeBilinearHalfPixel(x, size);
         if (ph !== size[0] || pw !== size[1]) {
@@ -166,7 +166,7 @@ export class GeneralizedRCNNTransform {
       });
       return { images, imageSize: size, originalSize: [h, w], scaleFactor };
     } finally {
-      if (input !== image) input.dispose();
+      if (!input.grey && input.x !== image) input.x.dispose();
     }
   }
 }
@@ -244,13 +244,15 @@ export function normaliseGrey(
   return out;
 }
 
-/** The [0, 1] values of a greyscale `{width, height, data}` image (null for tensors). */
-function greyValues(image: TransformInput): Float32Array | null {
-  if (image instanceof tf.Tensor) return null;
-  return image.data instanceof Float32Array ? image.data : null;
-}
+/**
+ * A checked input: an NHWC tensor (`x`), or the [0, 1] values of a greyscale `{width, height,
+ * data}` image (`grey`, `h`, `w`), which need no tensor before normalisation.
+ */
+type CheckedInput =
+  | { x: tf.Tensor4D; grey?: undefined }
+  | { grey: Float32Array; h: number; w: number };
 
-function toNHWC(image: TransformInput): tf.Tensor4D {
+function checkInput(image: TransformInput): CheckedInput {
   if (image instanceof tf.Tensor) {
     if (image.dtype !== "float32") {
       throw new Error(`GeneralizedRCNNTransform: image tensor must be float32, got ${image.dtype}`);
@@ -263,7 +265,7 @@ function toNHWC(image: TransformInput): tf.Tensor4D {
         `GeneralizedRCNNTransform: image must be [H, W, 3|1] or [1, H, W, 3|1], got [${shape}]`,
       );
     }
-    return image.rank === 4 ? image as tf.Tensor4D : tf.expandDims(image as tf.Tensor3D, 0);
+    return { x: image.rank === 4 ? image as tf.Tensor4D : tf.expandDims(image as tf.Tensor3D, 0) };
   }
   const { width, height, data } = image;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
@@ -282,7 +284,7 @@ function toNHWC(image: TransformInput): tf.Tensor4D {
     values = new Float32Array(data.length);
     for (let i = 0; i < data.length; i++) values[i] = data[i] / 255;
   }
-  return tf.tensor4d(values, [1, height, width, 1], "float32");
+  return { grey: values, h: height, w: width };
 }
 
 /**

@@ -12,9 +12,10 @@
  * branch), `parallel` (the classification branch copied once from the segmentation branch and
  * frozen), `scratch` (the copy is repeated whenever the segmentation loss reaches a new
  * minimum). `classify: false` skips the classification step of every iteration (a
- * segmentation-only warm-up of a two-branch model). One Adam state serves both steps. Checkpoints hold weights, optimiser, RNG states
- * and the iteration, so a resumed run continues exactly; a NaN/Inf loss stops the run before
- * the bad update, leaving the last checkpoint intact.
+ * segmentation-only warm-up of a two-branch model). One Adam state serves both steps.
+ * Checkpoints hold weights, optimiser, RNG states and the iteration, so a resumed run continues
+ * exactly; a NaN/Inf loss stops the run before the bad update, leaving the last checkpoint
+ * intact.
  *
  * @example
  * ```ts
