@@ -409,7 +409,7 @@ Deno.test({
       assert.match(all, /FAIL {2}01-quickstart\.ipynb/);
       assert.match(all, /expected at least 2 image\/png output\(s\), found 0/);
       // a notebook that only misses figures is run a second time before it fails
-      assert.match(all, /run twice; the first run lacked: expected at least 2 image\/png/);
+      assert.match(all, /run 3 times; the first run lacked: expected at least 2 image\/png/);
       assert.match(all, /ok {4}a-pass\.ipynb .*1 png/);
       assert.match(all, /FAIL {2}b-error\.ipynb/);
       assert.match(all, /boom 1/);
