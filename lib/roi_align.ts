@@ -15,7 +15,9 @@
  * the box coordinates. Two engines evaluate this:
  *
  * - `"js"` (default on `cpu` and `wasm`): sparse loops over each box's pixel window, forward and
- *   backward, on the feature / gradient data read back once per call.
+ *   backward, on the feature / gradient data read back once per call. On `wasm` the data stays on
+ *   the backend's heap and the inner loop is a WebAssembly SIMD kernel (`axpy_wasm.ts`), bitwise
+ *   equal to the JavaScript loop the `cpu` backend runs.
  * - `"tensor"` (default elsewhere, e.g. `webgpu`): forward with `tf.image.cropAndResize` on the map
  *   padded by two replicated pixels (so clamping is free and extrapolation never hides a valid sample),
  *   an exact validity mask where needed and `tf.avgPool`; backward with two plain `tf.matMul` calls
@@ -31,16 +33,22 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import {
+  type Axpy,
+  axpyLoop,
   backwardBand,
   type BoxPlan,
   f32,
   forwardRange,
+  heapAxpy,
   planAll,
   type PoolGeometry,
+  scratchFloats,
 } from "./roi_align_js.ts";
+import { axpyKernel } from "./axpy_wasm.ts";
 import {
   backwardParallel,
   forwardParallel,
+  type HeapScratch,
   PARALLEL_MIN_FLOATS,
   roiAlignThreads,
 } from "./roi_align_workers.ts";
@@ -269,18 +277,21 @@ function pool(
     let value: tf.Tensor4D;
     if (engine === "js") {
       const outShape = [plans.length, oh, ow, C];
-      const io = jsIo([outShape]);
+      const parallel = roiAlignThreads() > 1 && plans.length * oh * ow * C >= PARALLEL_MIN_FLOATS;
+      const io = jsIo([outShape], scratchFloats(plans, oh, C), parallel ? roiAlignThreads() : 1);
       try {
         const data = inputs.map((t) => io.read(t, "the features"));
         const [out] = io.outputs;
-        if (roiAlignThreads() > 1 && out.length >= PARALLEL_MIN_FLOATS) {
-          forwardParallel(data, geometry, plans, C, out);
+        if (parallel) {
+          forwardParallel(data, geometry, plans, C, out, io.heap);
         } else {
-          forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length);
+          forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length, io.ax, io.scratch[0]);
         }
       } catch (e) {
         io.discard();
         throw e;
+      } finally {
+        io.release();
       }
       value = io.tensors()[0] as tf.Tensor4D;
     } else {
@@ -288,17 +299,21 @@ function pool(
     }
     const gradFunc = (dy: tf.Tensor4D): tf.Tensor[] => {
       if (engine === "tensor") return backwardTensor(dy, shapes, plans, oh, ow);
-      const io = jsIo(shapes);
+      const parallel = roiAlignThreads() > 1 && dy.size >= PARALLEL_MIN_FLOATS;
+      const io = jsIo(shapes, scratchFloats(plans, oh, C), parallel ? roiAlignThreads() : 1);
       try {
         const G = io.read(dy, "the gradient");
-        if (roiAlignThreads() > 1 && G.length >= PARALLEL_MIN_FLOATS) {
-          backwardParallel(G, geometry, plans, io.outputs);
+        if (parallel) {
+          backwardParallel(G, geometry, plans, io.outputs, io.heap);
         } else {
-          backwardBand(G, shapes, plans, oh, ow, io.outputs, shapes.map((sh) => [0, sh[1]]));
+          const all = shapes.map((sh) => [0, sh[1]] as [number, number]);
+          backwardBand(G, shapes, plans, oh, ow, io.outputs, all, io.ax, io.scratch[0]);
         }
       } catch (e) {
         io.discard();
         throw e;
+      } finally {
+        io.release();
       }
       return io.tensors();
     };
@@ -312,39 +327,71 @@ interface WasmHeap {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
   disposeData(dataId: tf.DataId): boolean;
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+}
+
+/** The wasm backend's memory (the threaded build's shared one, or the module's own). */
+function heapMemory(heap: WasmHeap): WebAssembly.Memory {
+  const memory = heap.wasm.wasmMemory ?? heap.wasm.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error("roiAlign: cannot find the memory of the wasm backend's module");
+  }
+  return memory;
 }
 
 /**
- * Inputs and outputs of one `js` engine call. On `wasm` the outputs are allocated on the wasm heap
- * and every array is a view of it (no copies; with the threaded build the heap is shared memory,
- * which the worker threads use in place); elsewhere inputs are read back and outputs are new
- * arrays. `outputs` holds one array per shape in `outShapes`; `tensors()` wraps them, once written.
+ * Inputs, outputs and scratch of one `js` engine call. On `wasm` the outputs and `threads`
+ * scratch arrays of `scratchFloats` are allocated on the wasm heap, every array is a view of it (no
+ * copies; with the threaded build the heap is shared memory, which the worker threads use in
+ * place), and `ax` is the wasm SIMD kernel (`axpy_wasm.ts`). Elsewhere inputs are read back,
+ * outputs are new arrays, there is no scratch (the engine allocates its own) and `ax` is the
+ * JavaScript loop; both give bitwise the same results. `outputs` holds one array per shape in
+ * `outShapes`; `tensors()` wraps them, once written.
  */
-function jsIo(outShapes: number[][]): {
+function jsIo(outShapes: number[][], scratchFloats: number, threads: number): {
   read(t: tf.Tensor, what: string): Float32Array;
   outputs: Float32Array[];
+  ax: Axpy;
+  scratch: (Float32Array | undefined)[];
+  /** The heap's memory and per-thread scratch, for the worker threads (`wasm` only). */
+  heap?: HeapScratch;
   tensors(): tf.Tensor[];
   /** Frees the outputs (when the computation failed). */
   discard(): void;
+  /** Frees the scratch (always, once the computation is over). */
+  release(): void;
 } {
   const size = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
   if (tf.getBackend() === "wasm") {
     const heap = tf.backend() as unknown as WasmHeap;
+    const memory = heapMemory(heap);
     const infos = outShapes.map((sh) => heap.makeOutput(sh, "float32"));
+    const scratchInfos = Array.from(
+      { length: threads },
+      () => heap.makeOutput([Math.max(scratchFloats, 1)], "float32"),
+    );
     // Views only after every allocation (a heap growth detaches earlier ones).
+    const scratch = scratchInfos.map((i) => heap.typedArrayFromHeap(i));
     return {
       read: (t) => heap.typedArrayFromHeap(t),
       outputs: infos.map((i) => heap.typedArrayFromHeap(i)),
+      ax: heapAxpy(axpyKernel(memory)),
+      scratch,
+      heap: { memory, scratch },
       tensors: () => infos.map((i) => tf.engine().makeTensorFromTensorInfo(i)),
       discard: () => infos.forEach((i) => heap.disposeData(i.dataId)),
+      release: () => scratchInfos.forEach((i) => heap.disposeData(i.dataId)),
     };
   }
   const outputs = outShapes.map((sh) => new Float32Array(size(sh)));
   return {
     read: readSync,
     outputs,
+    ax: axpyLoop,
+    scratch: [undefined],
     tensors: () => outputs.map((o, k) => tf.tensor(o, outShapes[k], "float32")),
     discard: () => {},
+    release: () => {},
   };
 }
 

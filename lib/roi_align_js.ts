@@ -11,6 +11,62 @@
 /** Rounds to float32. */
 export const f32: (x: number) => number = Math.fround;
 
+/**
+ * `dst[d + i] += w * src[s + i]` for `0 <= i < n`: the engine's one inner loop. Either
+ * {@linkcode axpyLoop} or, for arrays on a wasm memory, {@linkcode heapAxpy} (bitwise the same).
+ */
+export type Axpy = (
+  dst: Float32Array,
+  d: number,
+  src: Float32Array,
+  s: number,
+  w: number,
+  n: number,
+) => void;
+
+/** The JavaScript {@linkcode Axpy}. */
+export function axpyLoop(
+  dst: Float32Array,
+  d: number,
+  src: Float32Array,
+  s: number,
+  w: number,
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) dst[d + i] += w * src[s + i];
+}
+
+/**
+ * The {@linkcode Axpy} of a wasm kernel `(dstByte, srcByte, w, n)` (`axpy_wasm.ts`), for arrays
+ * that are views of the kernel's memory (their byte offsets are its addresses).
+ */
+export function heapAxpy(k: (dst: number, src: number, w: number, n: number) => void): Axpy {
+  return (dst, d, src, s, w, n) => k(dst.byteOffset + 4 * d, src.byteOffset + 4 * s, w, n);
+}
+
+/**
+ * Scratch of at least `n` floats: `scratch` when it is large enough (e.g. a view of the wasm
+ * memory, as {@linkcode heapAxpy} needs), else a new array (the JavaScript loop's case).
+ */
+export function scratchOf(scratch: Float32Array | undefined, n: number): Float32Array {
+  if (scratch && scratch.length >= n) return scratch;
+  if (scratch) throw new Error(`roiAlign: scratch of ${scratch.length} floats, ${n} needed`);
+  return new Float32Array(n);
+}
+
+/** Floats of scratch the engine needs for `plans` (one box's first pass). */
+export function scratchFloats(
+  plans: BoxPlan[],
+  oh: number,
+  C: number,
+  r0 = 0,
+  r1 = plans.length,
+): number {
+  let n = 0;
+  for (let r = r0; r < r1; r++) n = Math.max(n, oh * plans[r].xs.used.length * C);
+  return n;
+}
+
 /** Sampling of one box along one axis, in torchvision's float32 arithmetic. */
 export interface AxisSampling {
   /** Position of the first and the last sample (feature coordinates). */
@@ -142,7 +198,9 @@ export function planBox(
 }
 
 /**
- * Pools boxes `r0 <= r < r1` of `plans` into `out` (`[R, oh, ow, C]`, this range zeroed first).
+ * Pools boxes `r0 <= r < r1` of `plans` into `out` (`[R, oh, ow, C]`, this range zeroed first),
+ * with `ax` as the inner loop and `scratch` (at least {@linkcode scratchFloats}) as the
+ * intermediate rows (a new array when absent).
  */
 export function forwardRange(
   feats: Float32Array[],
@@ -154,10 +212,12 @@ export function forwardRange(
   out: Float32Array,
   r0: number,
   r1: number,
+  ax: Axpy = axpyLoop,
+  scratch?: Float32Array,
 ): void {
   const box = oh * ow * C;
   out.fill(0, r0 * box, r1 * box);
-  let tmp = new Float32Array(0);
+  const tmp = scratchOf(scratch, scratchFloats(plans, oh, C, r0, r1));
   for (let r = r0; r < r1; r++) {
     const pl = plans[r];
     const { ys, xs } = pl;
@@ -169,22 +229,15 @@ export function forwardRange(
     const nu = used.length;
     const dense = nu === xs.len;
     const span = nu * C;
-    if (tmp.length < oh * span) tmp = new Float32Array(oh * span);
-    else tmp.fill(0, 0, oh * span);
+    tmp.fill(0, 0, oh * span);
     for (let ph = 0; ph < oh; ph++) {
       const dst = ph * span;
       for (let j = 0; j < ys.len; j++) {
         const w = ys.w[ph * ys.len + j];
         if (w === 0) continue;
         const row = ((pl.image * H + ys.lo + j) * W + xs.lo) * C;
-        if (dense) {
-          for (let k = 0; k < span; k++) tmp[dst + k] += w * F[row + k];
-        } else {
-          for (let u = 0; u < nu; u++) {
-            const src = row + used[u] * C, d = dst + u * C;
-            for (let c = 0; c < C; c++) tmp[d + c] += w * F[src + c];
-          }
-        }
+        if (dense) ax(tmp, dst, F, row, w, span);
+        else for (let u = 0; u < nu; u++) ax(tmp, dst + u * C, F, row + used[u] * C, w, C);
       }
     }
     for (let ph = 0; ph < oh; ph++) {
@@ -193,8 +246,7 @@ export function forwardRange(
         for (let u = 0; u < nu; u++) {
           const w = xs.w[pw * xs.len + used[u]];
           if (w === 0) continue;
-          const s = ph * span + u * C;
-          for (let c = 0; c < C; c++) out[o + c] += w * tmp[s + c];
+          ax(out, o, tmp, ph * span + u * C, w, C);
         }
       }
     }
@@ -206,6 +258,7 @@ export function forwardRange(
  * only into the feature rows `bands[level][0] <= y < bands[level][1]`, which are zeroed first.
  * Bands that cover every row give the full gradient; disjoint bands can be filled by different
  * threads, each adding the boxes in the same order, so the result does not depend on the split.
+ * `ax` and `scratch` as in {@linkcode forwardRange}.
  */
 export function backwardBand(
   G: Float32Array,
@@ -215,13 +268,16 @@ export function backwardBand(
   ow: number,
   grads: Float32Array[],
   bands: [number, number][],
+  ax: Axpy = axpyLoop,
+  scratch?: Float32Array,
 ): void {
   shapes.forEach(([N, H, W, C], l) => {
     const [lo, hi] = bands[l];
     if (hi <= lo) return;
     for (let b = 0; b < N; b++) grads[l].fill(0, (b * H + lo) * W * C, (b * H + hi) * W * C);
   });
-  let tmp = new Float32Array(0);
+  const C0 = shapes.length ? shapes[0][3] : 0;
+  const tmp = scratchOf(scratch, scratchFloats(plans, oh, C0));
   plans.forEach((pl, r) => {
     const { ys, xs } = pl;
     if (ys.len === 0 || xs.len === 0) return;
@@ -234,16 +290,13 @@ export function backwardBand(
     const nu = used.length;
     const dense = nu === xs.len;
     const span = nu * C;
-    if (tmp.length < oh * span) tmp = new Float32Array(oh * span);
-    else tmp.fill(0, 0, oh * span);
+    tmp.fill(0, 0, oh * span);
     for (let ph = 0; ph < oh; ph++) {
       for (let pw = 0; pw < ow; pw++) {
         const g = ((r * oh + ph) * ow + pw) * C;
         for (let u = 0; u < nu; u++) {
           const w = xs.w[pw * xs.len + used[u]];
-          if (w === 0) continue;
-          const d = ph * span + u * C;
-          for (let c = 0; c < C; c++) tmp[d + c] += w * G[g + c];
+          if (w !== 0) ax(tmp, ph * span + u * C, G, g, w, C);
         }
       }
     }
@@ -253,14 +306,8 @@ export function backwardBand(
         const w = ys.w[ph * ys.len + j];
         if (w === 0) continue;
         const src = ph * span;
-        if (dense) {
-          for (let k = 0; k < span; k++) dF[row + k] += w * tmp[src + k];
-        } else {
-          for (let u = 0; u < nu; u++) {
-            const d = row + used[u] * C, t = src + u * C;
-            for (let c = 0; c < C; c++) dF[d + c] += w * tmp[t + c];
-          }
-        }
+        if (dense) ax(dF, row, tmp, src, w, span);
+        else for (let u = 0; u < nu; u++) ax(dF, row + used[u] * C, tmp, src + u * C, w, C);
       }
     }
   });

@@ -24,14 +24,20 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
+import { axpyKernel, axpyModuleBytes } from "./axpy_wasm.ts";
 import {
+  type Axpy,
+  axpyLoop,
   backwardBand,
   type BoxPlan,
   forwardRange,
+  heapAxpy,
   planAll,
   planBox,
   type PoolGeometry,
   sampleAxis,
+  scratchFloats,
+  scratchOf,
 } from "./roi_align_js.ts";
 
 /** Smallest forward output / backward gradient (floats) worth splitting between threads. */
@@ -58,22 +64,42 @@ export function roiAlignThreads(): number {
 }
 
 function workerSource(): string {
-  const fns = [sampleAxis, planBox, planAll, forwardRange, backwardBand].map(String).join("\n");
+  const fns = [
+    sampleAxis,
+    planBox,
+    planAll,
+    axpyLoop,
+    heapAxpy,
+    scratchOf,
+    scratchFloats,
+    forwardRange,
+    backwardBand,
+  ].map(String).join("\n");
   return `"use strict";
 const { parentPort } = require("node:worker_threads");
 const f32 = Math.fround;
 ${fns}
+let heapAx = null;
 parentPort.on("message", (m) => {
+  if (m.op === "setup") {
+    const mod = new WebAssembly.Module(m.bytes);
+    heapAx = heapAxpy(new WebAssembly.Instance(mod, { env: { memory: m.memory } }).exports.axpy);
+    return;
+  }
   const flag = new Int32Array(m.flag);
   try {
     const view = (r) => new Float32Array(r.buffer, r.byteOffset, r.length);
     const maps = m.maps.map(view);
+    // On the wasm heap: its SIMD kernel and this thread's scratch there.
+    const ax = m.scratch ? heapAx : axpyLoop;
+    const scratch = m.scratch ? view(m.scratch) : undefined;
     if (m.op === "forward") {
       // Only its own boxes' plans; a band of the backward pass may touch any box.
       const plans = planAll(m, m.r0, m.r1);
-      forwardRange(maps, m.shapes, plans, m.oh, m.ow, m.C, view(m.out), m.r0, m.r1);
+      forwardRange(maps, m.shapes, plans, m.oh, m.ow, m.C, view(m.out), m.r0, m.r1, ax, scratch);
     } else {
-      backwardBand(view(m.g), m.shapes, planAll(m), m.oh, m.ow, maps, m.bands);
+      const plans = planAll(m);
+      backwardBand(view(m.g), m.shapes, plans, m.oh, m.ow, maps, m.bands, ax, scratch);
     }
     Atomics.store(flag, 0, 1);
   } catch (e) {
@@ -87,13 +113,50 @@ parentPort.on("message", (m) => {
 `;
 }
 
-function pool(): Worker[] {
+/** The heap memory each worker has instantiated the kernel on. */
+const workerMemory = new WeakMap<Worker, WebAssembly.Memory>();
+
+/** The workers; with `memory`, each has the SIMD kernel on it. */
+function pool(memory?: WebAssembly.Memory): Worker[] {
   while (workers.length < threads - 1) {
     const w = new Worker(workerSource(), { eval: true });
     w.unref();
     workers.push(w);
   }
+  if (memory) {
+    for (const w of workers) {
+      if (workerMemory.get(w) === memory) continue;
+      w.postMessage({ op: "setup", memory, bytes: axpyModuleBytes(true) });
+      workerMemory.set(w, memory);
+    }
+  }
   return workers;
+}
+
+/**
+ * The wasm backend's shared heap and one scratch array on it per thread (the calling thread's
+ * first), for the SIMD kernel.
+ */
+export interface HeapScratch {
+  /** The heap (a shared memory, for the workers to use in place). */
+  memory: WebAssembly.Memory;
+  /** Scratch per thread, at least {@linkcode scratchFloats} each. */
+  scratch: Float32Array[];
+}
+
+/**
+ * `heap` when every array lives on its shared memory (the threaded wasm build), so every thread
+ * can run the SIMD kernel in place; otherwise nothing (the JavaScript loop, on shared copies).
+ */
+function onSharedHeap(heap: HeapScratch | undefined, arrays: Float32Array[]): HeapScratch | null {
+  if (!heap || !(heap.memory.buffer instanceof SharedArrayBuffer)) return null;
+  const shared = arrays.every((a) => a.buffer instanceof SharedArrayBuffer);
+  return shared && heap.scratch.length >= threads ? heap : null;
+}
+
+/** The calling thread's SIMD kernel on the heap. */
+function heapAxpy0(heap: HeapScratch): Axpy {
+  return heapAxpy(axpyKernel(heap.memory));
 }
 
 /** Grow-only shared buffers, one per role, reused across calls. */
@@ -202,9 +265,11 @@ export function forwardParallel(
   plans: BoxPlan[],
   C: number,
   out: Float32Array,
+  heap?: HeapScratch,
 ): void {
   const { oh, ow } = g;
-  const ws = pool();
+  const onHeap = onSharedHeap(heap, [...feats, out]);
+  const ws = pool(onHeap?.memory);
   const cuts = cutByCost(plans.map((p) => boxCost(p, oh, ow)), ws.length + 1);
   const sf = feats.map((f, l) => asShared(`feat${l}`, f, true));
   const so = asShared("out", out, false);
@@ -216,9 +281,11 @@ export function forwardParallel(
       out: ref(so),
       r0: cuts[i + 1],
       r1: cuts[i + 2],
+      scratch: onHeap ? ref(onHeap.scratch[i + 1]) : undefined,
     })
   );
-  forwardRange(sf, g.shapes, plans, oh, ow, C, so, cuts[0], cuts[1]);
+  const [ax, scratch] = onHeap ? [heapAxpy0(onHeap), onHeap.scratch[0]] : [axpyLoop, undefined];
+  forwardRange(sf, g.shapes, plans, oh, ow, C, so, cuts[0], cuts[1], ax, scratch);
   wait(jobs);
   if (so !== out) out.set(so);
 }
@@ -232,9 +299,11 @@ export function backwardParallel(
   g: PoolGeometry,
   plans: BoxPlan[],
   grads: Float32Array[],
+  heap?: HeapScratch,
 ): void {
   const { oh, ow, shapes } = g;
-  const ws = pool();
+  const onHeap = onSharedHeap(heap, [G, ...grads]);
+  const ws = pool(onHeap?.memory);
   const parts = ws.length + 1;
   // Work per feature row of each level: every box adds its used columns to its rows.
   const rowCost = shapes.map(([, H]) => new Float64Array(H));
@@ -248,9 +317,16 @@ export function backwardParallel(
   const sg = asShared("grad-in", G, true);
   const sd = grads.map((d, l) => asShared(`grad${l}`, d, false));
   const jobs = ws.map((w, i) =>
-    post(w, g, { op: "backward", maps: sd.map(ref), g: ref(sg), bands: bandsOf(i + 1) })
+    post(w, g, {
+      op: "backward",
+      maps: sd.map(ref),
+      g: ref(sg),
+      bands: bandsOf(i + 1),
+      scratch: onHeap ? ref(onHeap.scratch[i + 1]) : undefined,
+    })
   );
-  backwardBand(sg, shapes, plans, oh, ow, sd, bandsOf(0));
+  const [ax, scratch] = onHeap ? [heapAxpy0(onHeap), onHeap.scratch[0]] : [axpyLoop, undefined];
+  backwardBand(sg, shapes, plans, oh, ow, sd, bandsOf(0), ax, scratch);
   wait(jobs);
   sd.forEach((d, l) => d !== grads[l] && grads[l].set(d));
 }

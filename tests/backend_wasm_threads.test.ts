@@ -209,35 +209,43 @@ Deno.test("initBackend('wasm', { wasmThreads }) loads the threaded build and goe
   const { initBackend, resolveWasmThreads } = await import("../lib/backend/mod.ts");
   assert.throws(() => resolveWasmThreads(0), /integer from 1 to 8/);
   assert.throws(() => resolveWasmThreads(2.5), /integer from 1 to 8/);
+  const src = normalSource(53);
+  const feat = src.randn(40 * 40 * 64);
+  const rows = Array.from({ length: 200 }, (_, r) => {
+    const x = (r * 37) % 140, y = (r * 53) % 140;
+    return [x + 0.3, y + 0.7, x + 5 + (r % 9) * 3.1, y + 4 + (r % 7) * 4.3];
+  });
+  const pooled = (f: tf.Tensor4D) =>
+    tf.tidy(() => {
+      const g = tf.grad((x: tf.Tensor) =>
+        tf.sum(tf.square(roiAlign(x as tf.Tensor4D, rows, { spatialScale: 0.25, engine: "js" })))
+      );
+      return [
+        roiAlign(f, rows, { spatialScale: 0.25, engine: "js" }).dataSync(),
+        g(f).dataSync(),
+      ];
+    });
+  // The JavaScript loop's result on cpu, for the SIMD kernel on the shared heap below.
+  await initBackend("cpu");
+  const fCpu = tf.tensor4d(feat, [1, 40, 40, 64]);
+  const [outCpu, gradCpu] = pooled(fCpu);
+  fCpu.dispose();
   const two = await initBackend("wasm", { wasmThreads: THREADS });
   try {
     assert.equal(two.threads, THREADS);
     assert.ok(threadedWasmWorkerCount() >= THREADS - 1);
     assert.equal(roiAlignThreads(), THREADS, "the js RoIAlign engine follows");
-    // The threaded build's heap is shared memory: the RoIAlign workers use it in place and give
-    // bitwise the one-thread result.
-    const src = normalSource(53);
-    const f = tf.tensor4d(src.randn(40 * 40 * 64), [1, 40, 40, 64]);
-    const rows = Array.from({ length: 200 }, (_, r) => {
-      const x = (r * 37) % 140, y = (r * 53) % 140;
-      return [x + 0.3, y + 0.7, x + 5 + (r % 9) * 3.1, y + 4 + (r % 7) * 4.3];
-    });
-    const pooled = () =>
-      tf.tidy(() => {
-        const g = tf.grad((x: tf.Tensor) =>
-          tf.sum(tf.square(roiAlign(x as tf.Tensor4D, rows, { spatialScale: 0.25, engine: "js" })))
-        );
-        return [
-          roiAlign(f, rows, { spatialScale: 0.25, engine: "js" }).dataSync(),
-          g(f).dataSync(),
-        ];
-      });
+    // The threaded build's heap is shared memory: the RoIAlign workers run the SIMD kernel on it
+    // in place and give bitwise the one-thread result, which is the cpu backend's.
+    const f = tf.tensor4d(feat, [1, 40, 40, 64]);
     try {
-      const [outMany, gradMany] = pooled();
+      const [outMany, gradMany] = pooled(f);
       setRoIAlignThreads(1);
-      const [outOne, gradOne] = pooled();
+      const [outOne, gradOne] = pooled(f);
       assert.deepEqual(outMany, outOne, `forward (seed ${src.seed})`);
       assert.deepEqual(gradMany, gradOne, `gradient (seed ${src.seed})`);
+      assert.deepEqual(outOne, outCpu, `forward, cpu (seed ${src.seed})`);
+      assert.deepEqual(gradOne, gradCpu, `gradient, cpu (seed ${src.seed})`);
       assert.ok(gradOne.some((v) => v !== 0));
     } finally {
       f.dispose();

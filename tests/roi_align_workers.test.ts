@@ -127,3 +127,29 @@ Deno.test("RoIAlign threads: 1-8, set by initBackend('wasm', { wasmThreads })", 
   await initBackend("wasm", { wasmThreads: 1 });
   assert.equal(roiAlignThreads(), 1);
 });
+
+Deno.test("roiAlign on wasm (SIMD kernel on the heap) equals cpu (JavaScript loop) bitwise", async () => {
+  const src = normalSource(43);
+  let s = src.seed;
+  const next = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const [N, H, W, C] = [2, 20, 26, 36];
+  const feat = src.randn(N * H * W * C);
+  // Wide boxes too, so that both the dense and the sparse column loops run.
+  const rows = boxes(next, 90, 4 * W, 4 * H).map((b, r) => [r % N, ...b]);
+  const dy = src.randn(rows.length * 7 * 7 * C);
+  const cfg = { outputSize: 7, spatialScale: 0.25, samplingRatio: 2, engine: "js" } as const;
+  const results: { out: Float32Array; grads: Float32Array[] }[] = [];
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const F = tf.tensor4d(feat, [N, H, W, C]);
+    try {
+      results.push(valueAndGrad(([f]) => roiAlign(f, rows, cfg), [F], dy));
+    } finally {
+      F.dispose();
+    }
+  }
+  const [cpu, wasm] = results;
+  assert.ok(cpu.out.some((v) => v !== 0) && cpu.grads[0].some((v) => v !== 0));
+  assertSame(wasm.out, cpu.out, "forward", src.seed);
+  assertSame(wasm.grads[0], cpu.grads[0], "gradient", src.seed);
+});
