@@ -45,6 +45,7 @@ import {
   scratchFloats,
 } from "./roi_align_js.ts";
 import { axpyKernel } from "./axpy_wasm.ts";
+import { wasmBackendMemory } from "./wasm_asm.ts";
 import {
   backwardParallel,
   forwardParallel,
@@ -327,16 +328,6 @@ interface WasmHeap {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
   disposeData(dataId: tf.DataId): boolean;
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
-}
-
-/** The wasm backend's memory (the threaded build's shared one, or the module's own). */
-function heapMemory(heap: WasmHeap): WebAssembly.Memory {
-  const memory = heap.wasm.wasmMemory ?? heap.wasm.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) {
-    throw new Error("roiAlign: cannot find the memory of the wasm backend's module");
-  }
-  return memory;
 }
 
 /**
@@ -364,7 +355,7 @@ function jsIo(outShapes: number[][], scratchFloats: number, threads: number): {
   const size = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
   if (tf.getBackend() === "wasm") {
     const heap = tf.backend() as unknown as WasmHeap;
-    const memory = heapMemory(heap);
+    const memory = wasmBackendMemory(heap);
     const infos = outShapes.map((sh) => heap.makeOutput(sh, "float32"));
     const scratchInfos = Array.from(
       { length: threads },

@@ -31,6 +31,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { type BatchNormLoops, jsLoops, wasmLoops } from "./batch_norm_loops.ts";
+import { wasmBackendMemory } from "../wasm_asm.ts";
 
 /** Forward kernel name. */
 export const BN_TRAIN_KERNEL = "SsmBatchNormTrain";
@@ -43,16 +45,24 @@ export const CHANNEL_SUM_KERNEL = "SsmChannelSum";
 
 type Info = tf.TensorInfo;
 
-/** Memory access of one backend: typed-array views of tensors and output allocation. */
+/**
+ * Memory access of one backend: typed-array views of tensors, output allocation, float64 scratch
+ * (zeroed; on the heap for the wasm kernels) and the passes over the data for `C` channels.
+ * Views are taken only after every allocation of a kernel (a wasm heap growth detaches earlier
+ * ones).
+ */
 interface Memory {
   read(t: Info): Float32Array;
   alloc(shape: number[]): { info: Info; data: () => Float32Array };
+  f64(n: number): { data: () => Float64Array; free(): void };
+  loops(C: number): BatchNormLoops;
 }
 
 function wasmMemory(backend: unknown): Memory {
   const b = backend as {
     makeOutput(shape: number[], dtype: tf.DataType): Info;
     typedArrayFromHeap(t: Info): Float32Array;
+    disposeData(dataId: tf.DataId): boolean;
   };
   return {
     read: (t) => b.typedArrayFromHeap(t),
@@ -60,6 +70,20 @@ function wasmMemory(backend: unknown): Memory {
       const info = b.makeOutput(shape, "float32");
       return { info, data: () => b.typedArrayFromHeap(info) };
     },
+    f64: (n) => {
+      // One float32 more than needed, to start on an 8-byte boundary.
+      const info = b.makeOutput([2 * n + 1], "float32");
+      return {
+        data: () => {
+          const v = b.typedArrayFromHeap(info);
+          const at = v.byteOffset % 8 === 0 ? v.byteOffset : v.byteOffset + 4;
+          return new Float64Array(v.buffer, at, n).fill(0);
+        },
+        free: () => void b.disposeData(info.dataId),
+      };
+    },
+    // The SIMD kernels take channel pairs; an odd count takes the (equal) JavaScript loops.
+    loops: (C) => (C % 2 === 0 ? wasmLoops(wasmBackendMemory(backend)) : jsLoops),
   };
 }
 
@@ -74,6 +98,11 @@ function cpuMemory(backend: unknown): Memory {
       const values = new Float32Array(shape.reduce((a, d) => a * d, 1));
       return { info: b.makeTensorInfo(shape, "float32", values), data: () => values };
     },
+    f64: (n) => {
+      const values = new Float64Array(n);
+      return { data: () => values, free: () => {} };
+    },
+    loops: () => jsLoops,
   };
 }
 
@@ -104,39 +133,30 @@ function forwardKernel(mem: (b: unknown) => Memory) {
     const { eps, relu } = args.attrs as { eps: number; relu?: boolean };
     const m = mem(args.backend);
     const y = m.alloc(x.shape), meanT = m.alloc([C]), varT = m.alloc([C]);
-    // Views after every allocation (a wasm heap growth detaches earlier ones).
-    const X = m.read(x), W = m.read(weight), B = m.read(bias);
-    const Y = y.data(), MEAN = meanT.data(), VAR = varT.data();
-    const n = X.length / C;
-    const sum = new Float64Array(C);
-    for (let i = 0; i < X.length; i += C) for (let c = 0; c < C; c++) sum[c] += X[i + c];
-    const mean = sum.map((s) => s / n);
-    const sq = new Float64Array(C);
-    for (let i = 0; i < X.length; i += C) {
+    const scratch = m.f64(5 * C);
+    try {
+      // Views after every allocation (a wasm heap growth detaches earlier ones).
+      const X = m.read(x), W = m.read(weight), B = m.read(bias);
+      const Y = y.data(), MEAN = meanT.data(), VAR = varT.data();
+      const F = scratch.data();
+      const [sum, mean, sq, scale, shift] = [0, 1, 2, 3, 4].map((k) =>
+        F.subarray(k * C, (k + 1) * C)
+      );
+      const n = X.length / C;
+      const loops = m.loops(C);
+      loops.sums(X, null, C, sum);
+      for (let c = 0; c < C; c++) mean[c] = sum[c] / n;
+      loops.squaredDeviations(X, mean, C, sq);
       for (let c = 0; c < C; c++) {
-        const d = X[i + c] - mean[c];
-        sq[c] += d * d;
+        const variance = n > 0 ? sq[c] / n : 0;
+        MEAN[c] = mean[c];
+        VAR[c] = variance;
+        scale[c] = W[c] / Math.sqrt(variance + eps);
+        shift[c] = B[c] - mean[c] * scale[c];
       }
-    }
-    const scale = new Float64Array(C), shift = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      const variance = n > 0 ? sq[c] / n : 0;
-      MEAN[c] = mean[c];
-      VAR[c] = variance;
-      scale[c] = W[c] / Math.sqrt(variance + eps);
-      shift[c] = B[c] - mean[c] * scale[c];
-    }
-    if (relu) {
-      for (let i = 0; i < X.length; i += C) {
-        for (let c = 0; c < C; c++) {
-          const v = X[i + c] * scale[c] + shift[c];
-          Y[i + c] = v > 0 ? v : 0;
-        }
-      }
-    } else {
-      for (let i = 0; i < X.length; i += C) {
-        for (let c = 0; c < C; c++) Y[i + c] = X[i + c] * scale[c] + shift[c];
-      }
+      loops.affine(X, Y, C, scale, shift, !!relu);
+    } finally {
+      scratch.free();
     }
     return [y.info, meanT.info, varT.info];
   };
@@ -164,30 +184,7 @@ function gradChannels(kernel: string, ins: GradInputs): number {
 }
 
 /**
- * Σ dy and Σ dy·x̂ per channel (float64). With the fused ReLU's output `Y`, `dy` counts only where
- * `Y > 0` (the mask is applied inline, no masked copy).
- */
-function reduceGrads(
-  G: Float32Array,
-  Y: Float32Array | null,
-  X: Float32Array,
-  MEAN: Float32Array,
-  inv: Float64Array,
-  C: number,
-): { db: Float64Array; dw: Float64Array } {
-  const db = new Float64Array(C), dw = new Float64Array(C);
-  for (let i = 0; i < X.length; i += C) {
-    for (let c = 0; c < C; c++) {
-      const g = Y && !(Y[i + c] > 0) ? 0 : G[i + c];
-      db[c] += g;
-      dw[c] += g * (X[i + c] - MEAN[c]) * inv[c];
-    }
-  }
-  return { db, dw };
-}
-
-/**
- * The last reduction of {@linkcode reduceGrads}, keyed by the identities of the tensors it read
+ * The last reduction of Σ dy and Σ dy·x̂ per channel (float64; masked by the fused ReLU's `Y > 0`), keyed by the identities of the tensors it read
  * (tensor data is immutable and every tensor has its own data id). The three gradient kernels of
  * one batch-norm backward run one after the other on the same `dy`, so the second and the third
  * reuse the first one's pass over the data instead of repeating it.
@@ -203,25 +200,37 @@ let lastReduction: {
   dw: Float64Array;
 } | null = null;
 
-/** {@linkcode reduceGrads} of a backward's inputs, shared between its gradient kernels. */
+/** Σ dy and Σ dy·x̂ of a backward's inputs, shared between its gradient kernels. */
 function sharedReduction(
   m: Memory,
   ins: GradInputs,
   eps: number,
   C: number,
 ): { db: Float64Array; dw: Float64Array; inv: Float64Array } {
-  const inv = invStd(m.read(ins.variance), eps);
   const y = ins.y ? ins.y.dataId : null;
   const r = lastReduction;
   if (
     r && r.dy === ins.dy.dataId && r.y === y && r.x === ins.x.dataId &&
     r.mean === ins.mean.dataId && r.variance === ins.variance.dataId && r.eps === eps
   ) {
-    return { db: r.db, dw: r.dw, inv };
+    return { db: r.db, dw: r.dw, inv: invStd(m.read(ins.variance), eps) };
   }
-  const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
-  const Y = ins.y ? m.read(ins.y) : null;
-  const { db, dw } = reduceGrads(G, Y, X, MEAN, inv, C);
+  const scratch = m.f64(3 * C);
+  let db: Float64Array, dw: Float64Array, inv: Float64Array;
+  try {
+    const F = scratch.data();
+    inv = F.subarray(0, C);
+    inv.set(invStd(m.read(ins.variance), eps));
+    const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
+    const Y = ins.y ? m.read(ins.y) : null;
+    m.loops(C).gradSums(G, Y, X, MEAN, inv, C, F.subarray(C, 2 * C), F.subarray(2 * C));
+    // Copies: the scratch is freed.
+    inv = inv.slice();
+    db = F.slice(C, 2 * C);
+    dw = F.slice(2 * C, 3 * C);
+  } finally {
+    scratch.free();
+  }
   lastReduction = {
     dy: ins.dy.dataId,
     y,
@@ -247,25 +256,25 @@ function gradInputKernel(mem: (b: unknown) => Memory) {
     const eps = (args.attrs as { eps: number }).eps;
     const m = mem(args.backend);
     const dx = m.alloc(ins.x.shape);
-    // Views after the allocation (a wasm heap growth detaches earlier ones).
-    const { db, dw, inv } = sharedReduction(m, ins, eps, C);
-    const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
-    const Y = ins.y ? m.read(ins.y) : null;
-    const W = m.read(ins.weight);
-    const DX = dx.data();
-    const n = X.length / C;
-    // dx = k·dy − k·db/n − k·x̂·dw/n with x̂ = (x − mean)·inv, i.e. dx = k·dy + a·x + b.
-    const k = new Float64Array(C), a = new Float64Array(C), b = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      k[c] = W[c] * inv[c];
-      a[c] = -k[c] * inv[c] * dw[c] / n;
-      b[c] = -k[c] * db[c] / n - a[c] * MEAN[c];
-    }
-    for (let i = 0; i < X.length; i += C) {
+    const scratch = m.f64(3 * C);
+    try {
+      const { db, dw, inv } = sharedReduction(m, ins, eps, C);
+      // Views after the allocations (a wasm heap growth detaches earlier ones).
+      const X = m.read(ins.x), MEAN = m.read(ins.mean), G = m.read(ins.dy);
+      const Y = ins.y ? m.read(ins.y) : null;
+      const W = m.read(ins.weight);
+      const F = scratch.data();
+      const n = X.length / C;
+      // dx = k·dy − k·db/n − k·x̂·dw/n with x̂ = (x − mean)·inv, i.e. dx = k·dy + a·x + b.
+      const [k, a, b] = [0, 1, 2].map((i) => F.subarray(i * C, (i + 1) * C));
       for (let c = 0; c < C; c++) {
-        const g = Y && !(Y[i + c] > 0) ? 0 : G[i + c];
-        DX[i + c] = k[c] * g + a[c] * X[i + c] + b[c];
+        k[c] = W[c] * inv[c];
+        a[c] = -k[c] * inv[c] * dw[c] / n;
+        b[c] = -k[c] * db[c] / n - a[c] * MEAN[c];
       }
+      m.loops(C).gradInput(G, Y, X, C, k, a, b, dx.data());
+    } finally {
+      scratch.free();
     }
     return dx.info;
   };
@@ -297,12 +306,16 @@ function channelSumKernel(mem: (b: unknown) => Memory) {
       out.data().set(r.db);
       return out.info;
     }
-    const X = m.read(x), Y = y ? m.read(y) : null;
-    const sum = new Float64Array(C);
-    for (let i = 0; i < X.length; i += C) {
-      for (let c = 0; c < C; c++) if (!Y || Y[i + c] > 0) sum[c] += X[i + c];
+    const scratch = m.f64(C);
+    try {
+      const sum = scratch.data();
+      const X = m.read(x), Y = y ? m.read(y) : null;
+      // Per pixel row of C values (any rank: C is the last dimension).
+      m.loops(C).sums(X, Y, C, sum);
+      out.data().set(sum);
+    } finally {
+      scratch.free();
     }
-    out.data().set(sum);
     return out.info;
   };
 }
