@@ -164,7 +164,7 @@ Deno.test("max-pool gradients match cpu, with ties, odd sizes and every padding"
     const d = data(...shape);
     return { shape, values: d.values.map((v) => Math.round(v * 1.5) / 1.5) };
   };
-  for (const [h, w, c] of [[9, 8, 3], [16, 16, 5], [7, 11, 2]]) {
+  for (const [h, w, c] of [[9, 8, 3], [16, 16, 5], [7, 11, 2], [9, 10, 4], [6, 7, 8]]) {
     await compare(`maxPool ${h}x${w}x${c}`, [ties(2, h, w, c)], (x) => {
       const f = (t: tf.Tensor) =>
         tf.addN([
@@ -194,4 +194,38 @@ Deno.test("the wasm kernels free their intermediates", async () => {
   const backend = tf.backend() as unknown as { dataIdMap: { numDataIds(): number } };
   assert.equal(backend.dataIdMap.numDataIds(), tensors);
   tf.dispose([x, f]);
+});
+
+Deno.test("max-pool gradient: SIMD windows equal the JavaScript loop bitwise (ties, -Infinity)", async () => {
+  // C = 12 takes the SIMD kernel; each channel alone (C = 1) takes the JavaScript loop. Channels
+  // are independent, so the two must agree bit for bit, overlapping windows included.
+  await initBackend("wasm");
+  const [N, H, W, C] = [2, 13, 12, 12];
+  const values = randn(N * H * W * C).map((v, i) =>
+    i % 89 === 0 ? -Infinity : Math.round(v * 2) / 2
+  );
+  const cases: [number | [number, number], number | [number, number], "valid" | "same" | number][] =
+    [[3, 2, 1], [2, 2, "valid"], [[3, 2], [1, 2], "same"]];
+  tf.tidy(() => {
+    const x = tf.tensor4d(values, [N, H, W, C]);
+    for (const [k, s, p] of cases) {
+      const grad = (t: tf.Tensor4D, dy: tf.Tensor) =>
+        tf.grad((u: tf.Tensor) => tf.maxPool(u as tf.Tensor4D, k, s, p))(t, dy);
+      const shape = tf.maxPool(x, k, s, p).shape;
+      const dy = tf.tensor(randn(shape.reduce((a, b) => a * b, 1)), shape);
+      const all = grad(x, dy).dataSync();
+      assert.ok(all.some((v) => v !== 0));
+      for (let c = 0; c < C; c++) {
+        const one = grad(
+          tf.slice(x, [0, 0, 0, c], [N, H, W, 1]),
+          tf.slice(dy, [0, 0, 0, c], [-1, -1, -1, 1]),
+        ).dataSync();
+        for (let i = 0; i < one.length; i++) {
+          if (!Object.is(all[i * C + c], one[i])) {
+            assert.fail(`${k}/${s}/${p}, channel ${c}, ${i}: ${all[i * C + c]} vs ${one[i]}`);
+          }
+        }
+      }
+    }
+  });
 });
