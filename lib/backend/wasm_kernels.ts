@@ -19,6 +19,9 @@
  * - `BatchMatMul` / `_FusedMatMul` with transposes: explicit `Transpose` + plain product.
  * - `UnsortedSegmentSum`: `ScatterNd` (which accumulates duplicates); ids outside
  *   `[0, numSegments)` are dropped as in TensorFlow.
+ * - `Identity`: shares the input's data (reference counted, as on `cpu`) instead of copying it;
+ *   tfjs clones every tensor a kernel saves for the backward pass, so the copies cost time and a
+ *   second copy of every saved activation.
  * - `MaxPoolGrad`: one pass over the pooling windows, routing each output gradient to the first
  *   maximum of its window (as tfjs' `cpu` backend and PyTorch do), four channels at a time in a
  *   WebAssembly SIMD kernel (`max_pool_grad_wasm.ts`; a JavaScript loop when the channels are not
@@ -52,6 +55,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
   "_FusedMatMul",
   "UnsortedSegmentSum",
   "MaxPoolGrad",
+  "Identity",
 ];
 
 /** Most floats one im2col slab of `Conv2DBackpropFilter` may hold (taps are processed in groups). */
@@ -629,6 +633,27 @@ function maxPoolGrad(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Identity
+
+/** The backend's own `Identity`, for strings. */
+let originalIdentity: tf.KernelConfig | undefined;
+
+/**
+ * The output shares the input's heap data (its reference count goes up), as on tfjs' `cpu`
+ * backend: tensor data is never written in place, so no copy is needed. The backend's own kernel
+ * copies, and tfjs runs it on every tensor a kernel saves for the backward pass.
+ */
+function identity(args: { inputs: { x: Info }; backend: tf.KernelBackend }): Info {
+  const { inputs: { x }, backend } = args;
+  if (x.dtype === "string" && originalIdentity) {
+    // Strings live outside the heap: the backend's own kernel.
+    return originalIdentity.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as Info;
+  }
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registration
 
 const IMPLEMENTATIONS: Record<string, (args: never) => Info> = {
@@ -638,6 +663,7 @@ const IMPLEMENTATIONS: Record<string, (args: never) => Info> = {
   _FusedMatMul: makeMatMul("_FusedMatMul"),
   UnsortedSegmentSum: unsortedSegmentSum,
   MaxPoolGrad: maxPoolGrad,
+  Identity: identity,
 };
 
 /**
@@ -654,6 +680,7 @@ export function registerWasmTrainingKernels(): string[] {
     const existing = tf.getKernel(kernelName, "wasm") as MarkedConfig | undefined;
     if (existing?.[MARK]) continue;
     if (existing) tf.unregisterKernel(kernelName, "wasm");
+    if (kernelName === "Identity") originalIdentity = existing;
     const config: MarkedConfig = {
       kernelName,
       backendName: "wasm",
