@@ -42,6 +42,7 @@ import {
   heapAxpy,
   planAll,
   type PoolGeometry,
+  scratchBound,
   scratchFloats,
 } from "./roi_align_js.ts";
 import { axpyKernel } from "./axpy_wasm.ts";
@@ -269,7 +270,11 @@ function pool(
     samplingRatio: spec.samplingRatio,
     aligned: spec.aligned,
   };
-  const plans = planAll(geometry);
+  // Plans are made when first needed: a forward pass split between threads plans each thread's
+  // own boxes there, in parallel.
+  let planned: BoxPlan[] | null = null;
+  const plans = (): BoxPlan[] => (planned ??= planAll(geometry));
+  const R = images.length;
   const engine = spec.engine === "auto"
     ? (["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tensor")
     : spec.engine;
@@ -277,16 +282,17 @@ function pool(
     const inputs = args.slice(0, feats.length) as tf.Tensor4D[];
     let value: tf.Tensor4D;
     if (engine === "js") {
-      const outShape = [plans.length, oh, ow, C];
-      const parallel = roiAlignThreads() > 1 && plans.length * oh * ow * C >= PARALLEL_MIN_FLOATS;
-      const io = jsIo([outShape], scratchFloats(plans, oh, C), parallel ? roiAlignThreads() : 1);
+      const outShape = [R, oh, ow, C];
+      const parallel = roiAlignThreads() > 1 && R * oh * ow * C >= PARALLEL_MIN_FLOATS;
+      const scratch = parallel ? scratchBound(geometry) : scratchFloats(plans(), oh, C);
+      const io = jsIo([outShape], scratch, parallel ? roiAlignThreads() : 1);
       try {
         const data = inputs.map((t) => io.read(t, "the features"));
         const [out] = io.outputs;
         if (parallel) {
-          forwardParallel(data, geometry, plans, C, out, io.heap);
+          forwardParallel(data, geometry, C, out, io.heap);
         } else {
-          forwardRange(data, shapes, plans, oh, ow, C, out, 0, plans.length, io.ax, io.scratch[0]);
+          forwardRange(data, shapes, plans(), oh, ow, C, out, 0, R, io.ax, io.scratch[0]);
         }
       } catch (e) {
         io.discard();
@@ -296,19 +302,19 @@ function pool(
       }
       value = io.tensors()[0] as tf.Tensor4D;
     } else {
-      value = forwardTensor(inputs, plans, oh, ow, C);
+      value = forwardTensor(inputs, plans(), oh, ow, C);
     }
     const gradFunc = (dy: tf.Tensor4D): tf.Tensor[] => {
-      if (engine === "tensor") return backwardTensor(dy, shapes, plans, oh, ow);
+      if (engine === "tensor") return backwardTensor(dy, shapes, plans(), oh, ow);
       const parallel = roiAlignThreads() > 1 && dy.size >= PARALLEL_MIN_FLOATS;
-      const io = jsIo(shapes, scratchFloats(plans, oh, C), parallel ? roiAlignThreads() : 1);
+      const io = jsIo(shapes, scratchFloats(plans(), oh, C), parallel ? roiAlignThreads() : 1);
       try {
         const G = io.read(dy, "the gradient");
         if (parallel) {
-          backwardParallel(G, geometry, plans, io.outputs, io.heap);
+          backwardParallel(G, geometry, plans(), io.outputs, io.heap);
         } else {
           const all = shapes.map((sh) => [0, sh[1]] as [number, number]);
-          backwardBand(G, shapes, plans, oh, ow, io.outputs, all, io.ax, io.scratch[0]);
+          backwardBand(G, shapes, plans(), oh, ow, io.outputs, all, io.ax, io.scratch[0]);
         }
       } catch (e) {
         io.discard();

@@ -54,6 +54,17 @@ export function scratchOf(scratch: Float32Array | undefined, n: number): Float32
   return new Float32Array(n);
 }
 
+/**
+ * An upper bound of {@linkcode scratchFloats} for any box of `g`, known before planning: a box
+ * uses at most two pixel columns per sample and no more than its level's width.
+ */
+export function scratchBound(g: PoolGeometry): number {
+  const C = g.shapes.length ? g.shapes[0][3] : 0;
+  const width = Math.max(0, ...g.shapes.map((sh) => sh[2]));
+  const cols = g.samplingRatio > 0 ? Math.min(width, 2 * g.ow * g.samplingRatio) : width;
+  return g.oh * cols * C;
+}
+
 /** Floats of scratch the engine needs for `plans` (one box's first pass). */
 export function scratchFloats(
   plans: BoxPlan[],

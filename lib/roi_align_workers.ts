@@ -227,10 +227,21 @@ export function cutByCost(cost: ArrayLike<number>, parts: number): number[] {
   return cuts;
 }
 
-/** Per-box work estimate: pixels touched in the first pass plus output bins. */
-function boxCost(pl: BoxPlan, oh: number, ow: number): number {
-  return pl.ys.len === 0 || pl.xs.len === 0 ? 0 : oh * 4 * pl.xs.used.length + oh * ow * 4;
+/**
+ * Per-box work estimate from the box's coordinates, before planning: the pixels of the first pass
+ * (its width in feature pixels bounds the columns it uses, two per sample at most) plus the
+ * output bins, plus the cost of planning it.
+ */
+function estimatedCost(g: PoolGeometry, r: number): number {
+  const l = g.levels[r], scale = g.scales[l];
+  const width = Math.max((g.coords[r * 4 + 2] - g.coords[r * 4]) * scale, g.aligned ? 0 : 1);
+  const perSample = g.samplingRatio > 0 ? 2 * g.ow * g.samplingRatio : Infinity;
+  const cols = Math.min(Math.ceil(width) + 2, perSample, g.shapes[l][2]);
+  return g.oh * 4 * cols + g.oh * g.ow * 4 + PLAN_COST;
 }
+
+/** Planning one box, in the units of `estimatedCost` (about a fifth of pooling a 7x7 box). */
+const PLAN_COST = 200;
 
 /** An array as a worker receives it: its buffer (shared), offset and length. */
 interface SharedRef {
@@ -256,13 +267,13 @@ function ref(a: Float32Array): SharedRef {
 
 /**
  * The forward pass of the `js` engine on `threads` threads into `out` (the caller checked that it
- * is worth it): boxes are cut into contiguous ranges of about equal estimated work. Arrays in
+ * is worth it): boxes are cut into contiguous ranges of about equal estimated work, and each
+ * thread plans its own range. Arrays in
  * shared memory are used in place; others go through shared copies.
  */
 export function forwardParallel(
   feats: Float32Array[],
   g: PoolGeometry,
-  plans: BoxPlan[],
   C: number,
   out: Float32Array,
   heap?: HeapScratch,
@@ -270,7 +281,8 @@ export function forwardParallel(
   const { oh, ow } = g;
   const onHeap = onSharedHeap(heap, [...feats, out]);
   const ws = pool(onHeap?.memory);
-  const cuts = cutByCost(plans.map((p) => boxCost(p, oh, ow)), ws.length + 1);
+  const cost = Float64Array.from({ length: g.images.length }, (_, r) => estimatedCost(g, r));
+  const cuts = cutByCost(cost, ws.length + 1);
   const sf = feats.map((f, l) => asShared(`feat${l}`, f, true));
   const so = asShared("out", out, false);
   const jobs = ws.map((w, i) =>
@@ -285,6 +297,8 @@ export function forwardParallel(
     })
   );
   const [ax, scratch] = onHeap ? [heapAxpy0(onHeap), onHeap.scratch[0]] : [axpyLoop, undefined];
+  // Each thread plans its own boxes.
+  const plans = planAll(g, cuts[0], cuts[1]);
   forwardRange(sf, g.shapes, plans, oh, ow, C, so, cuts[0], cuts[1], ax, scratch);
   wait(jobs);
   if (so !== out) out.set(so);

@@ -72,6 +72,14 @@ for (const backend of ["wasm", "cpu"] as const) {
         assertSame(many.out, one.out, `forward, ${n} threads`, src.seed);
         assertSame(many.grads[0], one.grads[0], `gradient, ${n} threads`, src.seed);
       }
+      // Adaptive sampling (a box's grid follows its size): the scratch bound still holds.
+      const adaptive = { ...cfg, samplingRatio: 0 };
+      setRoIAlignThreads(1);
+      const oneA = valueAndGrad(([f]) => roiAlign(f, rows, adaptive), [F], dy);
+      setRoIAlignThreads(2);
+      const twoA = valueAndGrad(([f]) => roiAlign(f, rows, adaptive), [F], dy);
+      assertSame(twoA.out, oneA.out, "forward, adaptive sampling", src.seed);
+      assertSame(twoA.grads[0], oneA.grads[0], "gradient, adaptive sampling", src.seed);
     } finally {
       setRoIAlignThreads(1);
       F.dispose();
