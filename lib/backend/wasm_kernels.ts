@@ -38,6 +38,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { maxPoolWindowKernel } from "./max_pool_grad_wasm.ts";
+import { transposeOnHeap } from "./transpose_wasm.ts";
 import { wasmBackendMemory } from "../wasm_asm.ts";
 
 type Info = tf.TensorInfo;
@@ -252,19 +253,9 @@ function conv2DBackpropFilter(
   });
 }
 
-/** `dst[j*rows + i] = src[i*cols + j]` for a `[rows, cols]` matrix (cache-blocked). */
+/** `dst[j*rows + i] = src[i*cols + j]` for a `[rows, cols]` matrix of the wasm heap. */
 function transpose2d(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
-  const B = 32;
-  for (let i0 = 0; i0 < rows; i0 += B) {
-    const i1 = Math.min(rows, i0 + B);
-    for (let j0 = 0; j0 < cols; j0 += B) {
-      const j1 = Math.min(cols, j0 + B);
-      for (let i = i0; i < i1; i++) {
-        const base = i * cols;
-        for (let j = j0; j < j1; j++) dst[j * rows + i] = src[base + j];
-      }
-    }
-  }
+  transposeOnHeap(wasmBackendMemory(tf.backend()), src, dst, rows, cols);
 }
 
 interface ConvGeom {
