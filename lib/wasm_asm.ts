@@ -107,6 +107,8 @@ export const op = {
   f64x2Add: simd(0xf0),
   f64x2Sub: simd(0xf1),
   f64x2Mul: simd(0xf2),
+  f64x2Div: simd(0xf3),
+  f64x2Sqrt: simd(0xef),
   /** `pmax(a, b) = a < b ? b : a`. */
   f64x2Pmax: simd(0xf7),
 } as const;

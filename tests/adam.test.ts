@@ -152,3 +152,34 @@ Deno.test("the fused Adam kernel equals the composed tfjs ops on wasm and cpu", 
   }
   await tf.setBackend("wasm");
 });
+
+Deno.test("the fused Adam kernel: wasm (SIMD on the heap) equals cpu (JavaScript) bitwise", async () => {
+  const { fusedAdamUpdate } = await import("../lib/train/adam_kernel.ts");
+  const { normalSource } = await import("./_util.ts");
+  const src = normalSource(91);
+  // Odd length (a last parameter outside the pairs), tiny and huge values, zeros.
+  const n = 1001;
+  const p = src.randn(n), g = src.randn(n).map((x, i) => (i % 17 === 0 ? x * 1e-20 : x));
+  const m = src.randn(n).map((x) => x * 0.1), v = src.randn(n).map((x, i) => (i % 5 ? x * x : 0));
+  g[3] = 0;
+  p[7] = 1e30;
+  const attrs = { lr: 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4, step: 7 };
+  const results: Float32Array[][] = [];
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    results.push(tf.tidy(() => {
+      const out = fusedAdamUpdate(tf.tensor(p), tf.tensor(g), tf.tensor(m), tf.tensor(v), attrs);
+      return [out.param, out.m, out.v].map((t) => t.dataSync() as Float32Array);
+    }));
+  }
+  const [cpu, wasm] = results;
+  cpu.forEach((r, k) => {
+    assert.ok(r.some((x, i) => x !== [p, m, v][k][i]), "the update changes something");
+    for (let i = 0; i < n; i++) {
+      if (!Object.is(wasm[k][i], r[i])) {
+        assert.fail(`output ${k}, ${i}: ${wasm[k][i]} vs ${r[i]} (seed ${src.seed})`);
+      }
+    }
+  });
+  await initBackend("wasm");
+});

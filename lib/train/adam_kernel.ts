@@ -4,9 +4,9 @@
  * Written with tfjs ops, one Adam update is about a dozen element-wise kernels per parameter,
  * each allocating and sweeping a parameter-sized buffer; on `wasm` that costs ~15 ns per
  * parameter and update (about 0.27 s per training iteration of a 9M-parameter model, more than
- * its whole backbone forward pass at 96 px). This kernel does the update in one JavaScript pass
- * over the backend's own memory (the wasm heap, or the `cpu` backend's typed arrays), ~1-2 ns per
- * parameter. It computes each element in float64 and rounds once, so its results equal the
+ * its whole backbone forward pass at 96 px). This kernel does the update in one pass over the
+ * backend's own memory: on `wasm` a WebAssembly SIMD kernel on the heap (`adam_wasm.ts`), on `cpu`
+ * a JavaScript loop over its typed arrays, with bitwise the same results. It computes each element in float64 and rounds once, so its results equal the
  * composed float32 ops up to rounding (a few ulps). Backends without it (`webgpu`, the native
  * TensorFlow backends) keep the composed ops: see {@linkcode fusedAdamAvailable}.
  *
@@ -24,6 +24,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { type AdamKernel, adamKernel } from "./adam_wasm.ts";
+import { wasmBackendMemory } from "../wasm_asm.ts";
 
 /** Name of the fused kernel. */
 export const ADAM_KERNEL = "SsmAdamUpdate";
@@ -49,7 +51,8 @@ type Info = tf.TensorInfo;
 /**
  * The update itself: reads `p, g, m, v`, writes `pOut, mOut, vOut` (which may not alias the
  * inputs). PyTorch's `Adam`: `g += wd·p; m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
- * p -= lr/(1-β₁ᵗ) · m / (√v/√(1-β₂ᵗ) + ε)`.
+ * p -= lr/(1-β₁ᵗ) · m / (√v/√(1-β₂ᵗ) + ε)`. With `kernel` (`adam_wasm.ts`; every array a view of
+ * its memory) the update runs there, with bitwise the same results.
  */
 export function adamUpdateArrays(
   p: Float32Array,
@@ -60,13 +63,22 @@ export function adamUpdateArrays(
   mOut: Float32Array,
   vOut: Float32Array,
   a: FusedAdamAttrs,
+  kernel?: AdamKernel,
 ): void {
   const { beta1, beta2, eps, weightDecay } = a;
   const c1 = 1 - beta1, c2 = 1 - beta2;
   const stepSize = a.lr / (1 - beta1 ** a.step);
   const rootBc2 = Math.sqrt(1 - beta2 ** a.step);
   const n = p.length;
-  for (let i = 0; i < n; i++) {
+  let start = 0;
+  if (kernel) {
+    // Pairs of parameters in the SIMD kernel (arrays on its memory), an odd last one below.
+    const pairs = n >> 1;
+    const at = [p, g, m, v, pOut, mOut, vOut].map((t) => t.byteOffset);
+    kernel(...at, pairs, weightDecay, beta1, c1, beta2, c2, stepSize, rootBc2, eps);
+    start = 2 * pairs;
+  }
+  for (let i = start; i < n; i++) {
     const pi = p[i];
     const gi = g[i] + weightDecay * pi;
     const mi = beta1 * m[i] + c1 * gi;
@@ -127,7 +139,8 @@ function wasmKernel(args: { inputs: unknown; backend: unknown; attrs?: unknown }
     b.typedArrayFromHeap(t)
   );
   const [pOut, mOut, vOut] = outs.map((t) => b.typedArrayFromHeap(t));
-  adamUpdateArrays(p, g, m, v, pOut, mOut, vOut, args.attrs as unknown as FusedAdamAttrs);
+  const kernel = adamKernel(wasmBackendMemory(args.backend));
+  adamUpdateArrays(p, g, m, v, pOut, mOut, vOut, args.attrs as unknown as FusedAdamAttrs, kernel);
   return outs;
 }
 
