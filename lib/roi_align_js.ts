@@ -12,19 +12,9 @@
 export const f32: (x: number) => number = Math.fround;
 
 /**
- * `dst[d + i] += w * src[s + i]` for `0 <= i < n`: the engine's one inner loop. Either
- * {@linkcode axpyLoop} or, for arrays on a wasm memory, {@linkcode heapAxpy} (bitwise the same).
+ * `dst[d + i] += w * src[s + i]` for `0 <= i < n` in JavaScript: the engine's one inner loop, as
+ * an {@linkcode Axpy}.
  */
-export type Axpy = (
-  dst: Float32Array,
-  d: number,
-  src: Float32Array,
-  s: number,
-  w: number,
-  n: number,
-) => void;
-
-/** The JavaScript {@linkcode Axpy}. */
 export function axpyLoop(
   dst: Float32Array,
   d: number,
@@ -35,6 +25,12 @@ export function axpyLoop(
 ): void {
   for (let i = 0; i < n; i++) dst[d + i] += w * src[s + i];
 }
+
+/**
+ * The engine's inner loop: {@linkcode axpyLoop} or, for arrays on a wasm memory,
+ * {@linkcode heapAxpy} (bitwise the same).
+ */
+export type Axpy = typeof axpyLoop;
 
 /**
  * The {@linkcode Axpy} of a wasm kernel `(dstByte, srcByte, w, n)` (`axpy_wasm.ts`), for arrays
