@@ -507,3 +507,41 @@ Deno.test("torchToTf / tfToTorch are inverse permutations for every layout", () 
   assert.equal(t[((1 * 5 + 3) * 3 + 2) * 4 + 1], ((1 * 3 + 2) * 2 + 1) * 5 + 3);
   assert.throws(() => torchToTf(idx, [4, 30], { kind: "conv" }), /rank-4/);
 });
+
+for (const backend of ["wasm", "cpu"] as const) {
+  Deno.test(`Conv2d without bias: the plain conv equals the fused op bitwise, gradients too (${backend})`, async () => {
+    await initBackend(backend);
+    const r = rng(backend === "wasm" ? 101 : 103);
+    const conv = new Conv2d(3, 8, 7, { stride: 2, padding: 3, bias: false });
+    conv.weight.assign(tf.tensor4d(normals(7 * 7 * 3 * 8, r), [7, 7, 3, 8]));
+    const x = tf.tensor4d(normals(2 * 19 * 17 * 3, r), [2, 19, 17, 3]);
+    const fused = (a: tf.Tensor, w: tf.Tensor) =>
+      tf.fused.conv2d({
+        x: a as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        strides: 2,
+        pad: [[0, 0], [3, 3], [3, 3], [0, 0]],
+      });
+    const plain = (a: tf.Tensor, w: tf.Tensor) => {
+      const saved = conv.weight;
+      (conv as { weight: tf.Tensor }).weight = w;
+      try {
+        return conv.apply(a as tf.Tensor4D);
+      } finally {
+        (conv as { weight: tf.Tensor }).weight = saved;
+      }
+    };
+    const dy = tf.tensor4d(normals(2 * 10 * 9 * 8, r), [2, 10, 9, 8]);
+    const run = (f: (a: tf.Tensor, w: tf.Tensor) => tf.Tensor) =>
+      tf.tidy(() =>
+        [f(x, conv.weight), ...tf.grads(f)([x, conv.weight], dy)].map((t) => t.dataSync())
+      );
+    const [a, b] = [run(plain), run(fused)];
+    a.forEach((v, k) => {
+      assert.ok(v.some((e) => e !== 0));
+      assert.deepEqual(v, b[k], `output ${k}`);
+    });
+    tf.dispose([x, dy]);
+    conv.dispose();
+  });
+}
