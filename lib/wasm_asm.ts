@@ -102,6 +102,7 @@ export const op = {
   f32x4Splat: simd(0x13),
   f64x2Splat: simd(0x14),
   f32x4Gt: simd(0x44),
+  f32x4Add: simd(0xe4),
   f32x4DemoteF64x2Zero: simd(0x5e),
   f64x2PromoteLowF32x4: simd(0x5f),
   f64x2Add: simd(0xf0),

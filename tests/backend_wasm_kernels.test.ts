@@ -229,3 +229,36 @@ Deno.test("max-pool gradient: SIMD windows equal the JavaScript loop bitwise (ti
     }
   });
 });
+
+Deno.test("Sum over all axes but the last (SIMD) equals the backend's own Sum bitwise", async () => {
+  await initBackend("wasm");
+  const mark = Symbol.for("covid-ssm.wasm-training-kernel");
+  const config = tf.getKernel("Sum", "wasm") as unknown as Record<
+    symbol,
+    { original: tf.KernelConfig }
+  >;
+  const own = config[mark].original;
+  const backend = tf.backend();
+  for (
+    const [shape, axis, keepDims] of [
+      [[1, 37, 29, 64], [0, 1, 2], false],
+      [[3, 3, 24, 16], [0, 1, 2], true],
+      [[3, 3, 24, 16], [2, 1, 0], true], // another order: the backend's kernel
+      [[1000, 12], [0], false],
+      [[2, 5, 8], [-3, -2], false],
+    ] as [number[], number[], boolean][]
+  ) {
+    tf.tidy(() => {
+      // Values of very different magnitudes, so that the order of the additions shows.
+      const values = randn(shape.reduce((a, b) => a * b, 1)).map((v, i) => v * 10 ** ((i % 7) - 3));
+      const x = tf.tensor(values, shape);
+      const ours = tf.sum(x, axis, keepDims);
+      const info = own.kernelFunc({ inputs: { x }, backend, attrs: { axis, keepDims } } as never);
+      const theirs = tf.engine().makeTensorFromTensorInfo(info as tf.TensorInfo);
+      assert.deepEqual(ours.shape, theirs.shape, `${shape}`);
+      assert.deepEqual(ours.dataSync(), theirs.dataSync(), `${shape} over ${axis}`);
+    });
+  }
+  // Other sums still go to the backend's kernel: a plain check of one.
+  assert.deepEqual(Array.from(tf.sum(tf.tensor2d([[1, 2], [3, 4]]), 1).dataSync()), [3, 7]);
+});

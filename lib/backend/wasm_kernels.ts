@@ -22,6 +22,10 @@
  * - `Identity`: shares the input's data (reference counted, as on `cpu`) instead of copying it;
  *   tfjs clones every tensor a kernel saves for the backward pass, so the copies cost time and a
  *   second copy of every saved activation.
+ * - `Sum` over every axis but the last (bias gradients, per-channel sums) of float32 data with a
+ *   multiple of 4 channels: a SIMD kernel that accumulates each channel in the backend's own order
+ *   (bitwise its result) without the backend's transpose of the whole input; other sums are the
+ *   backend's own kernel.
  * - `MaxPoolGrad`: one pass over the pooling windows, routing each output gradient to the first
  *   maximum of its window (as tfjs' `cpu` backend and PyTorch do), four channels at a time in a
  *   WebAssembly SIMD kernel (`max_pool_grad_wasm.ts`; a JavaScript loop when the channels are not
@@ -39,6 +43,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { maxPoolWindowKernel } from "./max_pool_grad_wasm.ts";
 import { transposeOnHeap } from "./transpose_wasm.ts";
+import { channelSumKernel } from "./channel_sum_wasm.ts";
 import { wasmBackendMemory } from "../wasm_asm.ts";
 
 type Info = tf.TensorInfo;
@@ -57,6 +62,7 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
   "UnsortedSegmentSum",
   "MaxPoolGrad",
   "Identity",
+  "Sum",
 ];
 
 /** Most floats one im2col slab of `Conv2DBackpropFilter` may hold (taps are processed in groups). */
@@ -626,8 +632,15 @@ function maxPoolGrad(
 // ---------------------------------------------------------------------------------------------
 // Identity
 
-/** The backend's own `Identity`, for strings. */
-let originalIdentity: tf.KernelConfig | undefined;
+/** The backend's own kernels that the replacements fall back to (`Identity`, `Sum`). */
+const originals = new Map<string, tf.KernelConfig>();
+
+/** Runs the backend's own kernel `name`. */
+function original(name: string, args: unknown): Info {
+  const config = originals.get(name);
+  if (!config) throw new Error(`${name}: the wasm backend's own kernel is not registered`);
+  return config.kernelFunc(args as Parameters<tf.KernelFunc>[0]) as Info;
+}
 
 /**
  * The output shares the input's heap data (its reference count goes up), as on tfjs' `cpu`
@@ -636,12 +649,36 @@ let originalIdentity: tf.KernelConfig | undefined;
  */
 function identity(args: { inputs: { x: Info }; backend: tf.KernelBackend }): Info {
   const { inputs: { x }, backend } = args;
-  if (x.dtype === "string" && originalIdentity) {
-    // Strings live outside the heap: the backend's own kernel.
-    return originalIdentity.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as Info;
-  }
+  // Strings live outside the heap: the backend's own kernel.
+  if (x.dtype === "string") return original("Identity", args);
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sum
+
+/**
+ * `Sum` over every axis but the last, listed in ascending order, of a float32 tensor whose channels
+ * are a multiple of 4 (bias gradients, per-channel sums): the SIMD kernel of `channel_sum_wasm.ts`, bitwise the backend's
+ * own result without its transpose of the whole input. Every other sum: the backend's kernel.
+ */
+function sum(args: { inputs: { x: Info }; backend: tf.KernelBackend; attrs: Attrs }): Info {
+  const { inputs: { x }, backend, attrs } = args;
+  const rank = x.shape.length;
+  const C = x.shape[rank - 1] ?? 0;
+  const size = tf.util.sizeFromShape(x.shape);
+  // In the order given: the backend sums in the order of its axes list.
+  const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
+  const channelwise = x.dtype === "float32" && rank >= 2 && C > 0 && C % 4 === 0 && size > 0 &&
+    axes.length === rank - 1 && axes.every((a, i) => a === i);
+  if (!channelwise) return original("Sum", args);
+  const wb = backend as unknown as WasmBackendLike;
+  const outShape = attrs.keepDims ? [...new Array(rank - 1).fill(1), C] : [C];
+  const out = wb.makeOutput(outShape, "float32");
+  const src = wb.typedArrayFromHeap(x), dst = wb.typedArrayFromHeap(out);
+  channelSumKernel(wasmBackendMemory(backend))(src.byteOffset, size / C, C, dst.byteOffset);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -655,6 +692,7 @@ const IMPLEMENTATIONS: Record<string, (args: never) => Info> = {
   UnsortedSegmentSum: unsortedSegmentSum,
   MaxPoolGrad: maxPoolGrad,
   Identity: identity,
+  Sum: sum,
 };
 
 /**
@@ -671,7 +709,7 @@ export function registerWasmTrainingKernels(): string[] {
     const existing = tf.getKernel(kernelName, "wasm") as MarkedConfig | undefined;
     if (existing?.[MARK]) continue;
     if (existing) tf.unregisterKernel(kernelName, "wasm");
-    if (kernelName === "Identity") originalIdentity = existing;
+    if (existing) originals.set(kernelName, existing);
     const config: MarkedConfig = {
       kernelName,
       backendName: "wasm",
