@@ -262,3 +262,16 @@ Deno.test("Sum over all axes but the last (SIMD) equals the backend's own Sum bi
   // Other sums still go to the backend's kernel: a plain check of one.
   assert.deepEqual(Array.from(tf.sum(tf.tensor2d([[1, 2], [3, 4]]), 1).dataSync()), [3, 7]);
 });
+
+Deno.test("a · bᵀ with a large b (computed as (b · aᵀ)ᵀ) equals the explicit transpose bitwise", async () => {
+  await initBackend("wasm");
+  tf.tidy(() => {
+    for (const [m, k, n] of [[5, 7, 33], [37, 128, 300], [1, 16, 9]]) {
+      const a = tf.tensor2d(randn(m * k), [m, k]);
+      const b = tf.tensor2d(randn(n * k), [n, k]);
+      const viaKernel = tf.matMul(a, b, false, true).dataSync();
+      const explicit = tf.matMul(a, tf.transpose(b)).dataSync();
+      assert.deepEqual(viaKernel, explicit, `[${m}, ${k}] · [${n}, ${k}]ᵀ`);
+    }
+  });
+});

@@ -473,6 +473,23 @@ function makeMatMul(kernelName: "BatchMatMul" | "_FusedMatMul") {
     if (!attrs.transposeA && !attrs.transposeB) {
       return r.call(kernelName, inputs, attrs);
     }
+    const [batch, m] = inputs.a.shape;
+    const n = inputs.b.shape[1];
+    if (
+      kernelName === "BatchMatMul" && attrs.transposeB && !attrs.transposeA && batch === 1 &&
+      inputs.a.shape.length === 3 && m < n
+    ) {
+      // a · bᵀ with the large operand b (a layer's weight): computed as (b · aᵀ)ᵀ, so that only
+      // the small a is transposed and packed by XNNPACK, plus one transpose of the product. Each
+      // element is the same dot product over k in the same order: bitwise the same result.
+      return withRunner(backend, (rr) => {
+        const product = rr.call("BatchMatMul", { a: inputs.b, b: swapLast(rr, inputs.a) }, {
+          transposeA: false,
+          transposeB: false,
+        });
+        return swapLast(rr, product);
+      });
+    }
     return withRunner(backend, (rr) => {
       const a = attrs.transposeA ? swapLast(rr, inputs.a) : inputs.a;
       const b = attrs.transposeB ? swapLast(rr, inputs.b) : inputs.b;
