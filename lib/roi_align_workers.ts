@@ -79,11 +79,18 @@ function workerSource(): string {
 const { parentPort } = require("node:worker_threads");
 const f32 = Math.fround;
 ${fns}
-let heapAx = null;
+let heapAx = null, setupError = null;
 parentPort.on("message", (m) => {
   if (m.op === "setup") {
-    const mod = new WebAssembly.Module(m.bytes);
-    heapAx = heapAxpy(new WebAssembly.Instance(mod, { env: { memory: m.memory } }).exports.axpy);
+    // A failure is reported by the next call that needs the kernel.
+    try {
+      const mod = new WebAssembly.Module(m.bytes);
+      heapAx = heapAxpy(new WebAssembly.Instance(mod, { env: { memory: m.memory } }).exports.axpy);
+      setupError = null;
+    } catch (e) {
+      heapAx = null;
+      setupError = e;
+    }
     return;
   }
   const flag = new Int32Array(m.flag);
@@ -91,6 +98,7 @@ parentPort.on("message", (m) => {
     const view = (r) => new Float32Array(r.buffer, r.byteOffset, r.length);
     const maps = m.maps.map(view);
     // On the wasm heap: its SIMD kernel and this thread's scratch there.
+    if (m.scratch && !heapAx) throw setupError ?? new Error("no SIMD kernel on the heap");
     const ax = m.scratch ? heapAx : axpyLoop;
     const scratch = m.scratch ? view(m.scratch) : undefined;
     if (m.op === "forward") {
