@@ -385,14 +385,18 @@ Deno.test({
     try {
       // Passing: imports through the import map and a relative path, shows a PNG.
       // The first cell waits: the Deno kernel may publish a fast first cell's outputs before
-      // Jupyter's output channel is connected, and those outputs would be lost.
+      // Jupyter's output channel is connected, and those outputs would be lost. The output cell
+      // waits too before it ends: the kernel has been seen to publish a cell's last output after
+      // the cell's reply, which Jupyter then drops.
       const warmUp = "await new Promise((r) => setTimeout(r, 1500));";
       writeNotebook(join(dir, "a-pass.ipynb"), [
         warmUp,
         `import { canvasBundle, show } from "../../lib/viz/notebook.ts";\n` +
         `import { createCanvas } from "../../lib/viz/canvas.ts";\n` +
         `import * as tf from "@tensorflow/tfjs-core";\n` +
-        `await show(canvasBundle(createCanvas(4, 4, [1, 2, 3])));\nconsole.log(tf.version_core);`,
+        `console.log(tf.version_core);\n` +
+        `await show(canvasBundle(createCanvas(4, 4, [1, 2, 3])));\n` +
+        `await new Promise((r) => setTimeout(r, 500));`,
       ]);
       writeNotebook(join(dir, "b-error.ipynb"), [
         warmUp,
