@@ -29,7 +29,7 @@ import { Fn, instantiateOn, op, wasmModule } from "./wasm_asm.ts";
 /** `dst[i] += w * src[i]` for `0 <= i < n`; `dst`, `src` are byte addresses in the memory. */
 export type AxpyKernel = (dst: number, src: number, w: number, n: number) => void;
 
-/** `axpy(dst, src, w, n)`: four floats per step in float64 lanes, then the last `n & 3` one by one. */
+/** `axpy(dst, src, w, n)`: four floats per step in float64 lanes, then the last `n & 3` singly. */
 function axpyFn(): Fn {
   const f = new Fn("axpy", { dst: "i32", src: "i32", w: "f32", n: "i32" });
   f.local("end", "i32");

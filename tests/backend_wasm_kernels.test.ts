@@ -273,5 +273,13 @@ Deno.test("a · bᵀ with a large b (computed as (b · aᵀ)ᵀ) equals the expl
       const explicit = tf.matMul(a, tf.transpose(b)).dataSync();
       assert.deepEqual(viaKernel, explicit, `[${m}, ${k}] · [${n}, ${k}]ᵀ`);
     }
+    // A batch of one a against a batch of two b (broadcast): the general path, still correct.
+    {
+      const a = tf.tensor3d(randn(3 * 4), [1, 3, 4]);
+      const b = tf.tensor3d(randn(2 * 6 * 4), [2, 6, 4]);
+      const viaKernel = tf.matMul(a, b, false, true);
+      assert.deepEqual(viaKernel.shape, [2, 3, 6]);
+      assert.deepEqual(viaKernel.dataSync(), tf.matMul(a, tf.transpose(b, [0, 2, 1])).dataSync());
+    }
   });
 });

@@ -474,10 +474,10 @@ function makeMatMul(kernelName: "BatchMatMul" | "_FusedMatMul") {
       return r.call(kernelName, inputs, attrs);
     }
     const [batch, m] = inputs.a.shape;
-    const n = inputs.b.shape[1];
+    const [batchB, n] = inputs.b.shape;
     if (
       kernelName === "BatchMatMul" && attrs.transposeB && !attrs.transposeA && batch === 1 &&
-      inputs.a.shape.length === 3 && m < n
+      batchB === 1 && inputs.a.shape.length === 3 && m < n
     ) {
       // a · bᵀ with the large operand b (a layer's weight): computed as (b · aᵀ)ᵀ, so that only
       // the small a is transposed and packed by XNNPACK, plus one transpose of the product. Each
@@ -677,8 +677,9 @@ function identity(args: { inputs: { x: Info }; backend: tf.KernelBackend }): Inf
 
 /**
  * `Sum` over every axis but the last, listed in ascending order, of a float32 tensor whose channels
- * are a multiple of 4 (bias gradients, per-channel sums): the SIMD kernel of `channel_sum_wasm.ts`, bitwise the backend's
- * own result without its transpose of the whole input. Every other sum: the backend's kernel.
+ * are a multiple of 4 (bias gradients, per-channel sums): the SIMD kernel of `channel_sum_wasm.ts`,
+ * bitwise the backend's own result without its transpose of the whole input. Every other sum: the
+ * backend's kernel.
  */
 function sum(args: { inputs: { x: Info }; backend: tf.KernelBackend; attrs: Attrs }): Info {
   const { inputs: { x }, backend, attrs } = args;
